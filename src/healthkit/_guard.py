@@ -1,0 +1,64 @@
+"""Run one check so that nothing escapes: exceptions, hangs and garbage become results."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import attrs
+
+from ._result import CheckResult, ErrorInfo, Target
+from ._status import Status
+from ._strategy import Strategy
+
+__all__ = ["guarded_check"]
+
+
+async def guarded_check(
+    strategy: Strategy, name: str, target: Target, *, timeout: float | None = None
+) -> CheckResult:
+    """Call ``strategy.acheck(target)``; never raises (except on cancellation).
+
+    ``timeout`` is a hard deadline enforced here even if the strategy ignores
+    its own. A missing latency is filled in with the measured one.
+    """
+    start = time.perf_counter()
+    try:
+        if timeout is None:
+            result = await strategy.acheck(target)
+        else:
+            result = await asyncio.wait_for(strategy.acheck(target), timeout)
+    except asyncio.TimeoutError:
+        elapsed = time.perf_counter() - start
+        return CheckResult(
+            status=Status.UNHEALTHY,
+            strategy=name,
+            target=target,
+            latency=elapsed,
+            detail=f"check timed out after {timeout:g}s",
+            error=ErrorInfo(type="TimeoutError", message=f"no answer within {timeout:g}s"),
+        )
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a failing check is a result, never a crash
+        return CheckResult(
+            status=Status.UNHEALTHY,
+            strategy=name,
+            target=target,
+            latency=time.perf_counter() - start,
+            detail=f"check raised {type(exc).__name__}: {exc}",
+            error=ErrorInfo.from_exception(exc),
+        )
+    elapsed = time.perf_counter() - start
+    if not isinstance(result, CheckResult):
+        return CheckResult(
+            status=Status.UNHEALTHY,
+            strategy=name,
+            target=target,
+            latency=elapsed,
+            detail=f"strategy returned {type(result).__name__}, not a CheckResult",
+            error=ErrorInfo(type="TypeError", message="acheck() must return a CheckResult"),
+        )
+    if result.latency == 0.0:
+        result = attrs.evolve(result, latency=elapsed)
+    return result

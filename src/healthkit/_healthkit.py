@@ -1,0 +1,205 @@
+"""The facade: a config, a registry and a resolver; check one model or all of them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Coroutine, Mapping
+from typing import Any, TypeVar
+
+import attrs
+
+from ._config import ServerConfig, load_config
+from ._errors import ClosedError
+from ._frozen import FrozenMap
+from ._guard import guarded_check
+from ._registry import StrategyRegistry
+from ._resolver import ReloadPlan, Resolver, ResolverStats
+from ._result import CheckResult, Target
+from ._status import Status, worst_status
+
+__all__ = ["HealthKit", "HealthReport"]
+
+T = TypeVar("T")
+
+#: Default cap on concurrent checks in :meth:`HealthKit.acheck_all`.
+DEFAULT_CONCURRENCY = 64
+
+
+@attrs.frozen(kw_only=True)
+class HealthReport:
+    """Results of checking many models at once, and the aggregate status."""
+
+    status: Status
+    results: FrozenMap[str, CheckResult]
+    resolver: ResolverStats
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "models": {name: result.to_dict() for name, result in self.results.items()},
+            "resolver": self.resolver.to_dict(),
+        }
+
+
+class HealthKit:
+    """Per-model health checks from one config, with equal configs sharing an instance.
+
+    Async first (``acheck``, ``acheck_all``, ``areload``, ``aclose``); the sync
+    methods (``check``, ``check_all``, ``reload``, ``close``) run the same code
+    on a private event loop and may not be called from inside a running loop.
+    Strategy instances are created on first use, inside the event loop.
+    """
+
+    def __init__(self, config: ServerConfig, *, registry: StrategyRegistry | None = None) -> None:
+        self._registry = registry if registry is not None else StrategyRegistry()
+        self._config = config
+        self._resolver = Resolver(self._registry)
+        self._started = False
+        self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def from_config(
+        cls,
+        source: str | os.PathLike[str] | Mapping[str, Any],
+        *,
+        registry: StrategyRegistry | None = None,
+    ) -> HealthKit:
+        """Load a config file (TOML, JSON, YAML) or mapping; raises ``ConfigError``."""
+        registry = registry if registry is not None else StrategyRegistry()
+        return cls(load_config(source, registry=registry), registry=registry)
+
+    # -- properties ---------------------------------------------------------------
+
+    @property
+    def config(self) -> ServerConfig:
+        return self._config
+
+    @property
+    def registry(self) -> StrategyRegistry:
+        return self._registry
+
+    @property
+    def resolver(self) -> Resolver:
+        return self._resolver
+
+    @property
+    def models(self) -> list[str]:
+        return list(self._config.models)
+
+    def stats(self) -> ResolverStats:
+        return self._resolver.stats()
+
+    # -- async API ----------------------------------------------------------------
+
+    async def astart(self) -> None:
+        """Create the shared strategy instances (done on first check otherwise)."""
+        if self._closed:
+            raise ClosedError("HealthKit is closed")
+        if not self._started:
+            await self._resolver.apply({m.name: m.check for m in self._config.models.values()})
+            self._started = True
+
+    async def acheck(self, model: str, *, version: str | None = None) -> CheckResult:
+        """Check one model (by its configured name). Never raises for a failing check.
+
+        Raises ``KeyError`` for a model that is not in the config.
+        """
+        await self.astart()
+        mc = self._config.models.get(model)
+        if mc is None:
+            raise KeyError(f"unknown model {model!r}")
+        target = Target(model=model, version=version if version is not None else mc.version)
+        instance = self._resolver.get(model)
+        # The strategy's own timeout counts per attempt; this is the hard cap of the whole check.
+        return await guarded_check(instance, mc.check.strategy, target, timeout=_deadline(mc))
+
+    async def acheck_all(self, *, concurrency: int = DEFAULT_CONCURRENCY) -> HealthReport:
+        """Check every model, at most ``concurrency`` at a time."""
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        await self.astart()
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(name: str) -> tuple[str, CheckResult]:
+            async with gate:
+                return name, await self.acheck(name)
+
+        pairs = await asyncio.gather(*(one(name) for name in self._config.models))
+        results = FrozenMap(dict(pairs))
+        return HealthReport(
+            status=worst_status(r.status for r in results.values()),
+            results=results,
+            resolver=self._resolver.stats(),
+        )
+
+    async def areload(self, config: ServerConfig) -> ReloadPlan:
+        """Switch to ``config``; models whose spec is unchanged keep their instance."""
+        if self._closed:
+            raise ClosedError("HealthKit is closed")
+        plan = await self._resolver.apply({m.name: m.check for m in config.models.values()})
+        self._config = config
+        self._started = True
+        return plan
+
+    async def aclose(self) -> None:
+        """Close every strategy instance; idempotent."""
+        self._closed = True
+        await self._resolver.aclose()
+
+    async def __aenter__(self) -> HealthKit:
+        await self.astart()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- sync facade ----------------------------------------------------------------
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            coro.close()
+            raise RuntimeError("inside a running event loop: use the async methods (acheck, ...)")
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(coro)
+
+    def check(self, model: str, *, version: str | None = None) -> CheckResult:
+        return self._run(self.acheck(model, version=version))
+
+    def check_all(self, *, concurrency: int = DEFAULT_CONCURRENCY) -> HealthReport:
+        return self._run(self.acheck_all(concurrency=concurrency))
+
+    def reload(self, config: ServerConfig) -> ReloadPlan:
+        return self._run(self.areload(config))
+
+    def close(self) -> None:
+        if self._closed and (self._loop is None or self._loop.is_closed()):
+            return
+        try:
+            self._run(self.aclose())
+        finally:
+            if self._loop is not None:
+                self._loop.close()
+
+    def __enter__(self) -> HealthKit:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        stats = self._resolver.stats()
+        return f"<HealthKit models={len(self._config.models)} instances={stats.instances}>"
+
+
+def _deadline(mc: Any) -> float:
+    """A hard cap for one check: the monitor timeout, times the strategy's attempts."""
+    attempts = getattr(mc.check.config, "retries", 0) + 1
+    backoff = getattr(mc.check.config, "backoff_max", 0.0) * (attempts - 1)
+    return float(mc.monitor.timeout) * attempts + float(backoff) + 0.5

@@ -1,0 +1,36 @@
+"""Per-model monitoring settings that live beside the strategy in ``health_check``.
+
+They never take part in deduplication: two models with equal strategy configs
+share one instance even when they probe at different periods.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from . import validators as v
+
+__all__ = ["MonitorSettings"]
+
+
+@attrs.frozen(kw_only=True)
+class MonitorSettings:
+    """How often and how patiently a model is probed (Kubernetes-like defaults)."""
+
+    #: Seconds an on-demand result is reused before the next upstream check.
+    cache_ttl: float = attrs.field(default=1.0, validator=v.ge(0))
+    #: Seconds between background probes.
+    period: float = attrs.field(default=10.0, validator=v.gt(0))
+    #: Seconds before the first background probe.
+    initial_delay: float = attrs.field(default=0.0, validator=v.ge(0))
+    #: Fraction of ``period`` by which each probe is randomly shifted (0 to 1).
+    jitter: float = attrs.field(default=0.1, validator=[v.ge(0), v.le(1)])
+    #: Hard deadline of one check, enforced by the monitor even if a plugin ignores it.
+    #: Also passed to the strategy when its config has a ``timeout`` field.
+    timeout: float = attrs.field(default=1.0, validator=v.gt(0))
+    #: Consecutive successes needed to turn ready.
+    success_threshold: int = attrs.field(default=1, validator=v.ge(1))
+    #: Consecutive failures needed to turn not ready.
+    failure_threshold: int = attrs.field(default=3, validator=v.ge(1))
+    #: Faster probing period while unhealthy; ``None`` keeps ``period``.
+    unhealthy_period: float | None = attrs.field(default=None, validator=v.gt(0))

@@ -1,0 +1,265 @@
+"""The resolver: equal configs share one strategy instance, reference-counted.
+
+Holders (models, or a composite instance holding its children) each hold one
+spec. An instance lives while at least one holder holds its spec and is closed
+when the last one lets go; closing a composite releases its children in turn.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+
+import attrs
+
+from ._errors import ClosedError, StrategyCreationError
+from ._registry import StrategyRegistry
+from ._strategy import Strategy, StrategySpec
+
+__all__ = ["ReloadPlan", "Resolver", "ResolverStats"]
+
+log = logging.getLogger("healthkit")
+
+# Holder names for composite children start with a character no config key can hold,
+# so they never collide with model names.
+_CHILD_PREFIX = "\x00child:"
+
+
+@attrs.frozen(kw_only=True)
+class ResolverStats:
+    """How many models are held, and how many live instances serve them."""
+
+    models: int
+    instances: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {"models": self.models, "instances": self.instances}
+
+
+@attrs.frozen(kw_only=True)
+class ReloadPlan:
+    """What a reload changed: models added, changed, removed and kept as they were."""
+
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    instances_created: int = 0
+    instances_closed: int = 0
+
+
+@attrs.define(eq=False)
+class _Entry:
+    spec: StrategySpec
+    instance: Strategy
+    refs: int = 0
+    children: list[str] = attrs.field(factory=list)
+
+
+class _ChildContext:
+    """The StrategyContext a factory sees: children are held in this instance's name."""
+
+    def __init__(self, resolver: Resolver, owner: str) -> None:
+        self._resolver = resolver
+        self._owner = owner
+        self._counter = itertools.count()
+        self.holders: list[str] = []
+
+    def acquire(self, spec: StrategySpec) -> Strategy:
+        holder = f"{_CHILD_PREFIX}{self._owner}/{next(self._counter)}"
+        instance = self._resolver._acquire_locked(holder, spec)
+        self.holders.append(holder)
+        return instance
+
+
+class Resolver:
+    """Hands out shared strategy instances by spec and closes them when unused."""
+
+    def __init__(self, registry: StrategyRegistry) -> None:
+        self._registry = registry
+        self._lock = threading.RLock()
+        self._held: dict[str, StrategySpec] = {}
+        self._entries: dict[StrategySpec, _Entry] = {}
+        self._ids = itertools.count(1)
+        self._pending_close: list[_Entry] = []
+        self._closed = False
+        self._created = 0
+        self._closed_count = 0
+
+    # -- acquiring -------------------------------------------------------------
+
+    def acquire(self, holder: str, spec: StrategySpec) -> Strategy:
+        """Hold ``spec`` in the name of ``holder`` (a model) and return its shared instance.
+
+        A holder holds one spec at a time: acquiring another spec for it swaps, and
+        the old one is released (closed by the next :meth:`release`/``aflush``).
+        Creating an instance happens under a lock, so concurrent callers of one
+        spec never build two instances.
+        """
+        if holder.startswith(_CHILD_PREFIX):
+            raise ValueError("holder names may not start with a NUL character")
+        with self._lock:
+            return self._acquire_locked(holder, spec)
+
+    def _acquire_locked(self, holder: str, spec: StrategySpec) -> Strategy:
+        if self._closed:
+            raise ClosedError("resolver is closed")
+        previous = self._held.get(holder)
+        if previous == spec:
+            return self._entries[spec].instance
+        entry = self._entries.get(spec)
+        if entry is None:
+            entry = self._create(spec)
+        entry.refs += 1
+        self._held[holder] = spec
+        if previous is not None:
+            self._decref(previous)
+        return entry.instance
+
+    def _create(self, spec: StrategySpec) -> _Entry:
+        stype = self._registry.get(spec.strategy)
+        context = _ChildContext(self, f"{spec.strategy}#{next(self._ids)}")
+        try:
+            instance = stype.factory(spec.config, context)
+        except Exception as exc:
+            for child in reversed(context.holders):
+                self._release_locked(child)
+            raise StrategyCreationError(
+                f"strategy {spec.strategy!r} from {stype.origin} failed to start: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        entry = _Entry(spec=spec, instance=instance, children=context.holders)
+        self._entries[spec] = entry
+        self._created += 1
+        return entry
+
+    # -- releasing -------------------------------------------------------------
+
+    def _decref(self, spec: StrategySpec) -> None:
+        entry = self._entries[spec]
+        entry.refs -= 1
+        if entry.refs == 0:
+            del self._entries[spec]
+            self._pending_close.append(entry)
+            for child in reversed(entry.children):
+                self._release_locked(child)
+
+    def _release_locked(self, holder: str) -> None:
+        spec = self._held.pop(holder, None)
+        if spec is not None:
+            self._decref(spec)
+
+    async def release(self, *holders: str) -> None:
+        """Let go of each holder's spec; instances nobody holds any more are closed."""
+        with self._lock:
+            for holder in holders:
+                self._release_locked(holder)
+        await self._flush()
+
+    async def _flush(self) -> None:
+        with self._lock:
+            pending, self._pending_close = self._pending_close, []
+        # Parents were queued before their children: close in that order so a
+        # composite never sees a closed child while it still runs.
+        for entry in pending:
+            try:
+                await entry.instance.aclose()
+            except Exception:  # noqa: BLE001 - one bad close must not leak the others
+                log.exception("closing strategy %r failed", entry.spec.strategy)
+            self._closed_count += 1
+
+    async def apply(self, models: Mapping[str, StrategySpec]) -> ReloadPlan:
+        """Make the held models exactly ``models``: only what changed is touched.
+
+        New and changed models are acquired first; if a factory fails, every
+        acquisition of this call is undone and the previous state stays intact.
+        """
+        created_before, closed_before = self._created, self._closed_count
+        with self._lock:
+            current = {h: s for h, s in self._held.items() if not h.startswith(_CHILD_PREFIX)}
+            added = [m for m in models if m not in current]
+            changed = [m for m in models if m in current and current[m] != models[m]]
+            removed = [m for m in current if m not in models]
+            unchanged = [m for m in models if m in current and current[m] == models[m]]
+            staged: list[str] = []
+            try:
+                # Stage new specs under internal holders first, so a failing factory
+                # leaves every model on the instance it had.
+                for name in (*added, *changed):
+                    holder = f"{_CHILD_PREFIX}staged/{name}"
+                    self._acquire_locked(holder, models[name])
+                    staged.append(holder)
+            except Exception as exc:
+                failure: Exception | None = exc
+                for holder in staged:
+                    self._release_locked(holder)
+            else:
+                failure = None
+                for name in (*added, *changed):
+                    self._acquire_locked(name, models[name])
+                for holder in staged:
+                    self._release_locked(holder)
+                for name in removed:
+                    self._release_locked(name)
+        await self._flush()
+        if failure is not None:
+            raise failure
+        return ReloadPlan(
+            added=tuple(added),
+            changed=tuple(changed),
+            removed=tuple(removed),
+            unchanged=tuple(unchanged),
+            instances_created=self._created - created_before,
+            instances_closed=self._closed_count - closed_before,
+        )
+
+    async def aclose(self) -> None:
+        """Release every holder and close every instance; idempotent."""
+        with self._lock:
+            self._closed = True
+            for holder in [h for h in self._held if not h.startswith(_CHILD_PREFIX)]:
+                self._release_locked(holder)
+        await self._flush()
+
+    # -- queries ---------------------------------------------------------------
+
+    def get(self, holder: str) -> Strategy:
+        """The instance currently serving ``holder``; ``KeyError`` if it holds nothing."""
+        with self._lock:
+            return self._entries[self._held[holder]].instance
+
+    def spec_of(self, holder: str) -> StrategySpec:
+        with self._lock:
+            return self._held[holder]
+
+    def holders(self) -> list[str]:
+        """Model holders (composite children are internal and left out)."""
+        with self._lock:
+            return [h for h in self._held if not h.startswith(_CHILD_PREFIX)]
+
+    def live_specs(self) -> list[StrategySpec]:
+        with self._lock:
+            return list(self._entries)
+
+    def refcount(self, spec: StrategySpec) -> int:
+        with self._lock:
+            entry = self._entries.get(spec)
+            return 0 if entry is None else entry.refs
+
+    def stats(self) -> ResolverStats:
+        with self._lock:
+            models = sum(1 for h in self._held if not h.startswith(_CHILD_PREFIX))
+            return ResolverStats(models=models, instances=len(self._entries))
+
+    def plan(self, models: Iterable[tuple[str, StrategySpec]]) -> dict[StrategySpec, list[str]]:
+        """Group models by the spec they would share (no instance is created)."""
+        groups: dict[StrategySpec, list[str]] = {}
+        for name, spec in models:
+            groups.setdefault(spec, []).append(name)
+        return groups
+
+    @property
+    def closed(self) -> bool:
+        return self._closed

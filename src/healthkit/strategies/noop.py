@@ -1,0 +1,37 @@
+"""``noop``: always healthy; the "health check off" of today's model servers."""
+
+from __future__ import annotations
+
+import attrs
+
+from .._result import CheckResult, Target
+from .._status import Status
+from .._strategy import StrategyContext
+
+__all__ = ["NoopConfig", "NoopStrategy"]
+
+
+@attrs.frozen(kw_only=True)
+class NoopConfig:
+    """``noop`` takes no options."""
+
+
+class NoopStrategy:
+    """Reports every target healthy without contacting anything."""
+
+    name = "noop"
+
+    def __init__(self, config: NoopConfig) -> None:
+        self.config = config
+
+    async def acheck(self, target: Target) -> CheckResult:
+        return CheckResult(
+            status=Status.HEALTHY, strategy=self.name, target=target, detail="no check configured"
+        )
+
+    async def aclose(self) -> None:
+        return None
+
+    @classmethod
+    def create(cls, config: NoopConfig, context: StrategyContext) -> NoopStrategy:
+        return cls(config)
