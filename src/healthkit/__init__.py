@@ -19,6 +19,7 @@ from ._frozen import FrozenMap
 from ._guard import guarded_check
 from ._healthkit import HealthKit, HealthReport
 from ._hookspecs import hookimpl, hookspec
+from ._monitor import Monitor, MonitorStats, Transition
 from ._monitor_settings import MonitorSettings
 from ._registry import (
     ENTRY_POINT_GROUP,
@@ -33,6 +34,7 @@ from ._secret import Secret
 from ._status import Status, worst_status
 from ._strategy import BatchStrategy, Strategy, StrategyContext, StrategySpec, StrategyType
 from ._url import SecretUrl
+from .asgi import create_app as create_asgi_app
 
 __all__ = [
     "BatchStrategy",
@@ -47,7 +49,9 @@ __all__ = [
     "HealthReport",
     "HealthkitError",
     "ModelConfig",
+    "Monitor",
     "MonitorSettings",
+    "MonitorStats",
     "PluginFailure",
     "PluginInfo",
     "ReloadPlan",
@@ -66,7 +70,9 @@ __all__ = [
     "StrategySpec",
     "StrategyType",
     "Target",
+    "Transition",
     "UnknownStrategyError",
+    "create_asgi_app",
     "describe_spec",
     "guarded_check",
     "hookimpl",

@@ -6,6 +6,7 @@ a user fixes a config in one pass.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import os
@@ -13,7 +14,7 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -30,7 +31,7 @@ from ._strategy import StrategySpec
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = [
     "DEFAULT_STRATEGY",
@@ -66,13 +67,17 @@ class ModelConfig:
         return Target(model=self.name, version=self.version)
 
 
+def _model_map(models: Mapping[str, ModelConfig]) -> FrozenMap[str, ModelConfig]:
+    return FrozenMap(models)
+
+
 @attrs.frozen(kw_only=True)
 class ServerConfig:
     """A whole config: the server-wide default and every model, defaults filled in."""
 
     default: StrategySpec
     default_monitor: MonitorSettings = attrs.field(factory=MonitorSettings)
-    models: FrozenMap[str, ModelConfig] = attrs.field(factory=FrozenMap, converter=FrozenMap)
+    models: FrozenMap[str, ModelConfig] = attrs.field(factory=FrozenMap, converter=_model_map)
     source: str | None = attrs.field(default=None, eq=False)
 
 
@@ -102,14 +107,12 @@ def _read_source(source: str | os.PathLike[str]) -> Any:
             return yaml.safe_load(text)
     except ConfigError:
         raise
-    except Exception as exc:  # noqa: BLE001 - each parser has its own error type
+    except Exception as exc:  # each parser has its own error type
         raise ConfigError(
             [ConfigIssue("", f"invalid {suffix.lstrip('.').upper()}: {exc}")], source=str(path)
         ) from None
-    raise ConfigError(
-        [ConfigIssue("", f"unsupported config file type {suffix!r}; use .toml, .json, .yaml or .yml")],
-        source=str(path),
-    )
+    message = f"unsupported config file type {suffix!r}; use .toml, .json, .yaml or .yml"
+    raise ConfigError([ConfigIssue("", message)], source=str(path))
 
 
 def _join(path: str, key: str | int) -> str:
@@ -145,7 +148,10 @@ def _interpolate(value: Any, path: str, issues: list[ConfigIssue]) -> Any:
 def _unknown_key(path: str, key: str, valid: typing.Iterable[str]) -> ConfigIssue:
     valid = sorted(valid)
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(valid) or '(none)'}"
+    if close:
+        hint = f"; did you mean {close[0]!r}?"
+    else:
+        hint = f"; valid keys: {', '.join(valid) or '(none)'}"
     return ConfigIssue(_join(path, key), f"unknown key{hint}")
 
 
@@ -165,6 +171,21 @@ def _type_name(tp: Any) -> str:
         return "a table"
     names = {str: "a string", int: "an integer", float: "a number", bool: "a boolean"}
     return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _type_hints(cls: type[Any]) -> dict[str, Any]:
+    """Field types of ``cls``; a plugin's unresolvable annotation counts as ``Any``.
+
+    A config class may annotate with names imported under ``TYPE_CHECKING`` only;
+    that must not crash loading, its converters and validators still apply.
+    """
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:  # NameError, TypeError: anything a foreign annotation can raise
+        hints: dict[str, Any] = {}
+        for f in attrs.fields(cls):
+            hints[f.name] = Any if f.type is None or isinstance(f.type, str) else f.type
+        return hints
 
 
 class _Invalid(Exception):
@@ -205,9 +226,7 @@ class _Parser:
         if origin is Literal:
             if raw in args:
                 return raw
-            raise self.fail(
-                path, f"must be one of {', '.join(repr(a) for a in args)}, got {raw!r}"
-            )
+            raise self.fail(path, f"must be one of {', '.join(repr(a) for a in args)}, got {raw!r}")
         if origin in (tuple, list):
             if not isinstance(raw, list | tuple):
                 raise self.fail(path, f"expected a list, got {raw!r}")
@@ -278,7 +297,7 @@ class _Parser:
         """Structure a mapping into attrs class ``cls``, collecting every issue."""
         if not isinstance(raw, Mapping):
             raise self.fail(path, f"expected a table, got {raw!r}")
-        hints = typing.get_type_hints(cls)
+        hints = _type_hints(cls)
         fields = {(f.alias or f.name): f for f in attrs.fields(cls) if f.init}
         kwargs: dict[str, Any] = {}
         bad = False
@@ -290,7 +309,8 @@ class _Parser:
             fpath = _join(path, key)
             if key not in raw:
                 if field.default is attrs.NOTHING:
-                    self.fail(fpath, f"missing required key (expected {_type_name(hints.get(field.name, Any))})")
+                    expected = _type_name(hints.get(field.name, Any))
+                    self.fail(fpath, f"missing required key (expected {expected})")
                     bad = True
                 continue
             try:
@@ -309,12 +329,19 @@ class _Parser:
         try:
             return cls(**kwargs)
         except (ValueError, TypeError) as exc:
-            raise self.fail(path or "(root)", str(exc)) from None
+            # Cross-field checks (``__attrs_post_init__``) say "key: problem"; put the
+            # key into the path so the message reads like every other one.
+            message = str(exc)
+            key, sep, rest = message.partition(": ")
+            if sep and key in fields:
+                raise self.fail(_join(path, key), rest) from None
+            raise self.fail(path or "(root)", message) from None
 
     def _convert_and_validate(self, field: attrs.Attribute[Any], value: Any, path: str) -> Any:
         conv = field.converter
         if conv is not None:
-            func = getattr(conv, "converter", conv)
+            # attrs wraps some converters in ``attrs.Converter``; call the plain function.
+            func: Callable[[Any], Any] = getattr(conv, "converter", None) or conv  # type: ignore[assignment]
             try:
                 value = func(value)
             except (ValueError, TypeError) as exc:
@@ -347,7 +374,9 @@ class _Parser:
             )
         stype = self.registry.get(name)
         if stype.unavailable:
-            raise self.fail(_join(path, "strategy"), f"strategy {name!r} is unavailable: {stype.unavailable}")
+            raise self.fail(
+                _join(path, "strategy"), f"strategy {name!r} is unavailable: {stype.unavailable}"
+            )
         strategy_keys = {(f.alias or f.name) for f in attrs.fields(stype.config_class) if f.init}
         strategy_raw: dict[str, Any] = {}
         monitor_raw: dict[str, Any] = {}
@@ -413,13 +442,15 @@ def load_config(
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
-        raise ConfigError([ConfigIssue("", f"expected a table at the top level, got {type(raw).__name__}")], source=source_name)
+        message = f"expected a table at the top level, got {type(raw).__name__}"
+        raise ConfigError([ConfigIssue("", message)], source=source_name)
     raw = _interpolate(raw, "", issues)
     for key in raw:
         if key not in _TOP_KEYS:
             issues.append(_unknown_key("", str(key), _TOP_KEYS))
 
-    defaults = raw.get("defaults") or {}
+    # ``None`` is an empty YAML table; other falsy values ([], 0, "") are mistakes.
+    defaults = _or_empty(raw.get("defaults"))
     default_hc: Mapping[str, Any] = {}
     if not isinstance(defaults, Mapping):
         issues.append(ConfigIssue("defaults", f"expected a table, got {defaults!r}"))
@@ -429,15 +460,13 @@ def load_config(
             issues.append(_unknown_key("defaults", str(key), _DEFAULTS_KEYS))
     default_spec = StrategySpec(strategy=DEFAULT_STRATEGY, config=None)
     default_monitor = MonitorSettings()
-    hc_raw = defaults.get("health_check", {})
+    hc_raw = _or_empty(defaults.get("health_check"))
     if isinstance(hc_raw, Mapping):
         default_hc = hc_raw
-    try:
+    with contextlib.suppress(_Invalid):
         default_spec, default_monitor = parser.health_check(hc_raw, "defaults.health_check")
-    except _Invalid:
-        pass
 
-    models_raw = raw.get("models") or {}
+    models_raw = _or_empty(raw.get("models"))
     models: dict[str, ModelConfig] = {}
     if not isinstance(models_raw, Mapping):
         issues.append(ConfigIssue("models", f"expected a table, got {models_raw!r}"))
@@ -454,7 +483,9 @@ def load_config(
                 issues.append(_unknown_key(mpath, str(key), _MODEL_KEYS))
         version = model_raw.get("version")
         if version is not None and not isinstance(version, str | int):
-            issues.append(ConfigIssue(_join(mpath, "version"), f"expected a string, got {version!r}"))
+            issues.append(
+                ConfigIssue(_join(mpath, "version"), f"expected a string, got {version!r}")
+            )
             version = None
         own = model_raw.get("health_check")
         if own is None:
@@ -462,7 +493,9 @@ def load_config(
         elif isinstance(own, Mapping):
             merged = _merge(default_hc, own)
         else:
-            issues.append(ConfigIssue(_join(mpath, "health_check"), f"expected a table, got {own!r}"))
+            issues.append(
+                ConfigIssue(_join(mpath, "health_check"), f"expected a table, got {own!r}")
+            )
             continue
         try:
             spec, monitor = parser.health_check(merged, _join(mpath, "health_check"))
@@ -477,11 +510,16 @@ def load_config(
     if issues:
         raise ConfigError(_dedupe(issues), source=source_name)
     return ServerConfig(
-        default=default_spec, default_monitor=default_monitor, models=models, source=source_name
+        default=default_spec,
+        default_monitor=default_monitor,
+        models=models,
+        source=source_name,
     )
 
 
-def parse_spec(raw: Mapping[str, Any], *, registry: StrategyRegistry, path: str = "") -> StrategySpec:
+def parse_spec(
+    raw: Mapping[str, Any], *, registry: StrategyRegistry, path: str = ""
+) -> StrategySpec:
     """Validate one ``{strategy = ..., ...}`` table into a :class:`StrategySpec`."""
     parser = _Parser(registry)
     data = _interpolate(raw, path, parser.issues)
@@ -492,6 +530,10 @@ def parse_spec(raw: Mapping[str, Any], *, registry: StrategyRegistry, path: str 
     if parser.issues or spec is None:
         raise ConfigError(_dedupe(parser.issues))
     return spec
+
+
+def _or_empty(value: Any) -> Any:
+    return {} if value is None else value
 
 
 def _dedupe(issues: list[ConfigIssue]) -> list[ConfigIssue]:

@@ -40,7 +40,7 @@ async def guarded_check(
         )
     except asyncio.CancelledError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a failing check is a result, never a crash
+    except Exception as exc:
         return CheckResult(
             status=Status.UNHEALTHY,
             strategy=name,

@@ -116,9 +116,10 @@ class StrategyRegistrar:
         return tuple(self._added)
 
 
-def _disabled_from_env() -> frozenset[str]:
-    raw = os.environ.get(DISABLE_ENV_VAR, "")
-    return frozenset(part.strip() for part in raw.split(",") if part.strip())
+def _parse_disabled(value: str | Iterable[str]) -> frozenset[str]:
+    """``"a, b,,c"`` or ``["a", " b"]`` -> ``{"a", "b", "c"}``."""
+    parts = value.split(",") if isinstance(value, str) else value
+    return frozenset(part.strip() for part in parts if part.strip())
 
 
 def _dist_of(ep: importlib.metadata.EntryPoint) -> tuple[str | None, str | None]:
@@ -145,14 +146,16 @@ class StrategyRegistry:
         plugins: Iterable[object] = (),
         entry_points: bool = True,
         builtins: bool = True,
-        disabled: Iterable[str] | None = None,
+        disabled: str | Iterable[str] | None = None,
     ) -> None:
         self._pm = pluggy.PluginManager(_hookspecs.PROJECT_NAME)
         self._pm.add_hookspecs(_hookspecs)
         self._strategies: dict[str, StrategyType] = {}
         self._plugins: list[PluginInfo] = []
         self._failures: list[PluginFailure] = []
-        self._disabled = frozenset(disabled) if disabled is not None else _disabled_from_env()
+        self._disabled = _parse_disabled(
+            disabled if disabled is not None else os.environ.get(DISABLE_ENV_VAR, "")
+        )
         if builtins:
             from .strategies import _builtin
 
@@ -177,11 +180,13 @@ class StrategyRegistry:
             seen.add(ep.name)
             dist, version = _dist_of(ep)
             if ep.name in self._disabled:
-                self._fail(ep.name, dist, version, "disabled", "Disabled", f"blocked by {DISABLE_ENV_VAR}")
+                self._fail(
+                    ep.name, dist, version, "disabled", "Disabled", f"blocked by {DISABLE_ENV_VAR}"
+                )
                 continue
             try:
                 plugin = ep.load()
-            except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin must never take the host down
+            except (Exception, SystemExit) as exc:  # a plugin must never take the host down
                 self._fail(ep.name, dist, version, "import", type(exc).__name__, str(exc))
                 continue
             self._add_plugin(plugin, ep.name, dist, version)
@@ -190,7 +195,12 @@ class StrategyRegistry:
         self, name: str, dist: str | None, version: str | None, stage: str, etype: str, msg: str
     ) -> None:
         failure = PluginFailure(
-            name=name, distribution=dist, version=version, stage=stage, error_type=etype, message=msg
+            name=name,
+            distribution=dist,
+            version=version,
+            stage=stage,
+            error_type=etype,
+            message=msg,
         )
         self._failures.append(failure)
         if stage == "disabled":
@@ -201,7 +211,7 @@ class StrategyRegistry:
     def _add_plugin(self, plugin: object, name: str, dist: str | None, version: str | None) -> None:
         try:
             self._pm.register(plugin, name=name)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # pluggy validation, a name already taken, ...
             self._fail(name, dist, version, "register", type(exc).__name__, str(exc))
             return
         registrar = StrategyRegistrar(name, dist, version)
@@ -210,7 +220,7 @@ class StrategyRegistry:
                 if impl.plugin is plugin:
                     kwargs = {"registrar": registrar}
                     impl.function(**{k: kwargs[k] for k in impl.argnames})
-        except Exception as exc:  # noqa: BLE001
+        except (Exception, SystemExit) as exc:  # a plugin must never take the host down
             self._pm.unregister(plugin)
             self._fail(name, dist, version, "register", type(exc).__name__, str(exc))
             return
@@ -231,6 +241,11 @@ class StrategyRegistry:
         )
 
     # -- queries -------------------------------------------------------------
+
+    @property
+    def disabled(self) -> frozenset[str]:
+        """Entry-point names this registry skips (``disabled=`` or ``HEALTHKIT_DISABLE_PLUGINS``)."""
+        return self._disabled
 
     @property
     def plugin_manager(self) -> pluggy.PluginManager:
@@ -255,7 +270,10 @@ class StrategyRegistry:
         return sorted(self._strategies)
 
     def get(self, name: str) -> StrategyType:
-        """The strategy registered as ``name``; raises :class:`UnknownStrategyError` listing the known ones."""
+        """The strategy registered as ``name``.
+
+        Raises :class:`UnknownStrategyError`, which lists the known names.
+        """
         try:
             return self._strategies[name]
         except KeyError:

@@ -69,8 +69,11 @@ class _ChildContext:
 
     def acquire(self, spec: StrategySpec) -> Strategy:
         holder = f"{_CHILD_PREFIX}{self._owner}/{next(self._counter)}"
-        instance = self._resolver._acquire_locked(holder, spec)
-        self.holders.append(holder)
+        # Reentrant: a factory calls this under the resolver's lock, but one that
+        # acquires lazily (after it returned) must not race other acquisitions.
+        with self._resolver._lock:
+            instance = self._resolver._acquire_locked(holder, spec)
+            self.holders.append(holder)
         return instance
 
 
@@ -94,7 +97,8 @@ class Resolver:
         """Hold ``spec`` in the name of ``holder`` (a model) and return its shared instance.
 
         A holder holds one spec at a time: acquiring another spec for it swaps, and
-        the old one is released (closed by the next :meth:`release`/``aflush``).
+        the old one is released (closed by the next :meth:`release`, :meth:`apply` or
+        :meth:`aflush`).
         Creating an instance happens under a lock, so concurrent callers of one
         spec never build two instances.
         """
@@ -158,6 +162,10 @@ class Resolver:
                 self._release_locked(holder)
         await self._flush()
 
+    async def aflush(self) -> None:
+        """Close instances let go of by a synchronous :meth:`acquire` (a swap or a failure)."""
+        await self._flush()
+
     async def _flush(self) -> None:
         with self._lock:
             pending, self._pending_close = self._pending_close, []
@@ -166,7 +174,7 @@ class Resolver:
         for entry in pending:
             try:
                 await entry.instance.aclose()
-            except Exception:  # noqa: BLE001 - one bad close must not leak the others
+            except Exception:
                 log.exception("closing strategy %r failed", entry.spec.strategy)
             self._closed_count += 1
 

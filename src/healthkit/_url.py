@@ -23,6 +23,10 @@ class SecretUrl:
 
     __slots__ = ("_password", "_url", "_username")
 
+    _url: str
+    _username: Secret | None
+    _password: Secret | None
+
     def __init__(self, url: str | SecretUrl) -> None:
         if isinstance(url, SecretUrl):
             self._url, self._username, self._password = url._url, url._username, url._password
@@ -37,10 +41,14 @@ class SecretUrl:
             raise ValueError(
                 f"must be an http:// or https:// URL with a host, got {_redact(url)!r}"
             )
+        if parsed.port is not None and not 0 < parsed.port <= 65535:
+            raise ValueError(f"port must be 1-65535, got {parsed.port}")
+        if any(ch.isspace() or ch == "%" for ch in parsed.host):
+            raise ValueError(f"invalid host in {_redact(url)!r}")
         port = None if parsed.port in (None, _DEFAULT_PORTS[parsed.scheme]) else parsed.port
         path = parsed.path.rstrip("/")
         clean = parsed.copy_with(username=None, password=None, port=port, path=path or "/")
-        text = str(clean)
+        text: str = str(clean)
         if not path:
             text = text.rstrip("/")
         self._url = text
@@ -83,7 +91,12 @@ class SecretUrl:
 
 
 def _redact(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
+    """``url`` with any ``user:password@`` part masked (the password may contain ``@``)."""
+    if "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, tail = rest[:cut], rest[cut:]
+    if "@" not in authority:
+        return url
+    return f"{scheme}://***@{authority.rsplit('@', 1)[1]}{tail}"

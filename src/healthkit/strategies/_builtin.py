@@ -5,6 +5,7 @@ from __future__ import annotations
 from .._hookspecs import hookimpl
 from .._registry import StrategyRegistrar
 from .composite import CompositeConfig, CompositeStrategy
+from .grpc import GRPC_EXTRA_HINT, GrpcConfig, create_grpc_strategy, missing_grpc_modules
 from .http import HttpConfig, HttpStrategy
 from .noop import NoopConfig, NoopStrategy
 
@@ -22,6 +23,14 @@ def healthkit_register_strategies(registrar: StrategyRegistrar) -> None:
         config=HttpConfig,
         factory=HttpStrategy.create,
         description="HTTP readiness: Open Inference Protocol v2, KServe v1 or a URL template.",
+    )
+    registrar.add(
+        "grpc",
+        config=GrpcConfig,
+        factory=create_grpc_strategy,
+        description="gRPC readiness: Open Inference Protocol v2 or grpc.health.v1 Check.",
+        # Known but unusable without the extra: choosing it says what to install.
+        unavailable=GRPC_EXTRA_HINT if missing_grpc_modules() else None,
     )
     registrar.add(
         "composite",

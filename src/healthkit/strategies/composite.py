@@ -31,9 +31,8 @@ class CompositeConfig:
             if self.quorum is None:
                 raise ValueError("quorum: required when mode = 'quorum'")
             if self.quorum > len(self.checks):
-                raise ValueError(
-                    f"quorum: must be <= the number of checks ({len(self.checks)}), got {self.quorum}"
-                )
+                n, k = len(self.checks), self.quorum
+                raise ValueError(f"quorum: must be <= the number of checks ({n}), got {k}")
         elif self.quorum is not None:
             raise ValueError(f"quorum: only allowed when mode = 'quorum' (mode is {self.mode!r})")
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ssl
+import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -19,7 +20,7 @@ from .._status import Status
 from .._strategy import StrategyContext
 from .._url import SecretUrl
 
-__all__ = ["HttpConfig", "HttpStrategy"]
+__all__ = ["HttpBatchStrategy", "HttpConfig", "HttpStrategy"]
 
 
 def _headers(value: Any) -> FrozenMap[str, Secret]:
@@ -71,7 +72,15 @@ def _status_ranges(value: Any) -> tuple[tuple[int, int], ...]:
         if not (100 <= lo <= hi <= 599):
             raise ValueError(f"status range {item!r} must lie within 100-599")
         out.append((lo, hi))
-    return tuple(sorted(set(out)))
+    # Merge overlapping and adjacent ranges: "2xx" and ["200-250", "251-299"] mean the same
+    # and must give equal configs (and one shared instance).
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(out):
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return tuple(merged)
 
 
 def _optional_str(value: Any) -> str | None:
@@ -124,6 +133,9 @@ class HttpConfig:
     backoff_max: float = attrs.field(default=1.0, validator=v.ge(0))
     #: Connection pool size of the one client shared by every model of this config.
     max_connections: int = attrs.field(default=10, validator=v.ge(1))
+    #: ``v2`` only: let a monitor answer every model of this config with one
+    #: ``POST /v2/repository/index`` per period instead of one request per model.
+    batch: bool = False
 
     def __attrs_post_init__(self) -> None:
         if self.protocol == "generic" and not self.path:
@@ -132,6 +144,8 @@ class HttpConfig:
             for key in ("path", "json_field"):
                 if getattr(self, key) is not None:
                     raise ValueError(f"{key}: only allowed when protocol = 'generic'")
+        if self.batch and self.protocol != "v2":
+            raise ValueError("batch: only allowed when protocol = 'v2'")
         if self.client_key and not self.client_cert:
             raise ValueError("client_key: needs client_cert")
 
@@ -158,6 +172,21 @@ class _RetryableStatus(Exception):
         self.response = response
 
 
+def _retrying(cfg: HttpConfig) -> tenacity.AsyncRetrying:
+    """Attempts of one check: exponential backoff from ``backoff`` up to ``backoff_max``, jittered.
+
+    Built from ``wait_exponential`` + ``wait_random``, which every supported tenacity
+    has (``wait_exponential_jitter(initial=...)`` warns on tenacity >= 9.1).
+    """
+    return tenacity.AsyncRetrying(
+        stop=tenacity.stop_after_attempt(cfg.retries + 1),
+        wait=tenacity.wait_exponential(multiplier=cfg.backoff, max=cfg.backoff_max)
+        + tenacity.wait_random(0, cfg.backoff),
+        retry=tenacity.retry_if_exception_type((httpx.TransportError, _RetryableStatus)),
+        reraise=True,
+    )
+
+
 class HttpStrategy:
     """One ``httpx.AsyncClient`` (one pool) for every model that shares this config."""
 
@@ -182,6 +211,9 @@ class HttpStrategy:
 
     @classmethod
     def create(cls, config: HttpConfig, context: StrategyContext) -> HttpStrategy:
+        # Only batch configs are a BatchStrategy, so a monitor batches exactly those.
+        if config.batch:
+            return HttpBatchStrategy(config)
         return cls(config)
 
     @property
@@ -214,12 +246,7 @@ class HttpStrategy:
 
     async def _send(self, path: str) -> httpx.Response:
         cfg = self.config
-        retrying = tenacity.AsyncRetrying(
-            stop=tenacity.stop_after_attempt(cfg.retries + 1),
-            wait=tenacity.wait_exponential_jitter(initial=cfg.backoff, max=cfg.backoff_max),
-            retry=tenacity.retry_if_exception_type((httpx.TransportError, _RetryableStatus)),
-            reraise=True,
-        )
+        retrying = _retrying(cfg)
         try:
             async for attempt in retrying:
                 with attempt:
@@ -341,3 +368,85 @@ def _is_tls(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+class HttpBatchStrategy(HttpStrategy):
+    """``batch = true``: many models answered by one ``POST /v2/repository/index``.
+
+    A model is healthy when an index entry of its name (and version, if the
+    target has one) has ``state`` ``READY``. Single checks (``acheck``) still
+    ask the per-model endpoint.
+    """
+
+    async def acheck_many(self, targets: Sequence[Target]) -> Mapping[Target, CheckResult]:
+        out: dict[Target, CheckResult] = {}
+        wanted = [t for t in targets if t.model is not None]
+        for target in targets:
+            if target.model is None:  # the server as a whole is not in the index
+                out[target] = await self.acheck(target)
+        if not wanted:
+            return out
+        start = time.perf_counter()
+        failure: tuple[str, BaseException | None] | None = None
+        entries: list[Any] = []
+        try:
+            response = await self._send_index()
+        except httpx.TimeoutException as exc:
+            failure = (f"repository index timed out after {self.config.timeout:g}s", exc)
+        except httpx.ConnectError as exc:
+            kind = "TLS error" if _is_tls(exc) else "connection failed"
+            failure = (f"repository index: {kind}: {exc}", exc)
+        except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
+            failure = (f"repository index failed: {type(exc).__name__}: {exc}", exc)
+        else:
+            body, problem = _json(response)
+            if response.status_code != 200:
+                failure = (f"repository index failed (HTTP {response.status_code})", None)
+            elif problem is not None:
+                failure = (f"repository index: {problem}", None)
+            elif not isinstance(body, list):
+                failure = ("repository index: body is not a list", None)
+            else:
+                entries = [e for e in body if isinstance(e, dict)]
+        elapsed = time.perf_counter() - start
+        by_name: dict[str, list[dict[str, Any]]] = {}
+        for entry in entries:
+            by_name.setdefault(str(entry.get("name")), []).append(entry)
+        for target in wanted:
+            if failure is not None:
+                result = self._result(target, Status.UNHEALTHY, failure[0], failure[1])
+            else:
+                result = _index_result(self, target, by_name.get(target.model or "", []))
+            out[target] = attrs.evolve(result, latency=elapsed)
+        return out
+
+    async def _send_index(self) -> httpx.Response:
+        """POST the repository index, with the same retries as a single check."""
+        cfg = self.config
+        retrying = _retrying(cfg)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    response = await self._client.post("/v2/repository/index", json={})
+                    if response.status_code >= 500:
+                        raise _RetryableStatus(response)
+                    return response
+        except _RetryableStatus as exc:
+            return exc.response
+        raise AssertionError("unreachable: tenacity either returns or reraises")
+
+
+def _index_result(
+    strategy: HttpStrategy, target: Target, entries: list[dict[str, Any]]
+) -> CheckResult:
+    if target.version is not None:
+        entries = [e for e in entries if str(e.get("version")) == target.version]
+    if not entries:
+        return strategy._result(target, Status.UNHEALTHY, f"model {target} not in repository index")
+    for entry in entries:
+        if str(entry.get("state", "")).upper() == "READY":
+            return strategy._result(target, Status.HEALTHY, "READY in repository index")
+    entry = entries[0]
+    reason = entry.get("reason") or ""
+    detail = f"state {entry.get('state')!s} in repository index"
+    return strategy._result(target, Status.UNHEALTHY, f"{detail}: {reason}" if reason else detail)

@@ -1,0 +1,149 @@
+"""The ``tcp`` strategy: connect, optionally shake hands over TLS, send and expect bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+
+from healthkit import CheckResult, ErrorInfo, Status, StrategyContext, Target
+
+from ._config import TcpConfig
+
+__all__ = ["TcpStrategy"]
+
+#: How much is read while waiting for ``expect``.
+MAX_READ = 64 * 1024
+#: How much of an unexpected reply the result shows.
+SHOWN = 64
+
+
+def _ssl_context(config: TcpConfig) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=config.ca_bundle)
+    if not config.verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class _Progress:
+    """How far one probe got, so a timeout can say in which step it happened."""
+
+    __slots__ = ("step",)
+
+    def __init__(self, tls: bool) -> None:
+        self.step = "connect and TLS handshake" if tls else "connect"
+
+
+class TcpStrategy:
+    """Opens a fresh connection per check; holds nothing between checks but a TLS context."""
+
+    name = "tcp"
+
+    def __init__(self, config: TcpConfig) -> None:
+        self.config = config
+        self._ssl = _ssl_context(config) if config.tls else None
+
+    @classmethod
+    def create(cls, config: TcpConfig, context: StrategyContext) -> TcpStrategy:
+        return cls(config)
+
+    def __repr__(self) -> str:
+        return f"<TcpStrategy {self.config.address}{' tls' if self.config.tls else ''}>"
+
+    def _result(
+        self, target: Target, status: Status, detail: str, exc: BaseException | None = None
+    ) -> CheckResult:
+        return CheckResult(
+            status=status,
+            strategy=self.name,
+            target=target,
+            detail=detail,
+            error=None if exc is None else ErrorInfo.from_exception(exc),
+        )
+
+    async def acheck(self, target: Target) -> CheckResult:
+        cfg = self.config
+        progress = _Progress(cfg.tls)
+        try:
+            return await asyncio.wait_for(self._probe(target, progress), cfg.timeout)
+        except asyncio.TimeoutError as exc:
+            return self._result(
+                target,
+                Status.UNHEALTHY,
+                f"{cfg.address}: timed out after {cfg.timeout:g}s during {progress.step}",
+                exc,
+            )
+        except ssl.SSLError as exc:
+            return self._result(target, Status.UNHEALTHY, f"{cfg.address}: TLS error: {exc}", exc)
+        except ConnectionRefusedError as exc:
+            return self._result(target, Status.UNHEALTHY, f"{cfg.address}: connection refused", exc)
+        except socket.gaierror as exc:
+            return self._result(
+                target, Status.UNHEALTHY, f"{cfg.address}: cannot resolve host: {exc}", exc
+            )
+        except OSError as exc:
+            return self._result(
+                target, Status.UNHEALTHY, f"{cfg.address}: {progress.step} failed: {exc}", exc
+            )
+
+    async def _probe(self, target: Target, progress: _Progress) -> CheckResult:
+        cfg = self.config
+        reader, writer = await asyncio.open_connection(
+            cfg.host,
+            cfg.port,
+            ssl=self._ssl,
+            server_hostname=(cfg.server_name or cfg.host) if self._ssl is not None else None,
+        )
+        try:
+            what = f"connected to {cfg.address}"
+            if self._ssl is not None:
+                version = writer.get_extra_info("ssl_object").version()
+                what += f" ({version})"
+            send = cfg.send_bytes
+            if send is not None:
+                progress.step = "send"
+                writer.write(send)
+                await writer.drain()
+            expect = cfg.expect_bytes
+            if expect is None:
+                return self._result(target, Status.HEALTHY, what)
+            progress.step = "expect"
+            problem = await self._expect(reader, expect, send)
+            if problem is not None:
+                return self._result(target, Status.UNHEALTHY, f"{what}, but {problem}")
+            return self._result(target, Status.HEALTHY, f"{what}, got the expected reply")
+        finally:
+            # A probe owes the peer no graceful goodbye: drop the connection now, so a
+            # cancelled check leaves no socket behind and never waits on the peer.
+            writer.transport.abort()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _expect(
+        self, reader: asyncio.StreamReader, expect: bytes, sent: bytes | None
+    ) -> str | None:
+        received = bytearray()
+        while expect not in received:
+            if len(received) >= MAX_READ:
+                return f"{self.config.expect!r} not in the first {MAX_READ} bytes"
+            chunk = await reader.read(MAX_READ - len(received))
+            if not chunk:
+                got = self._show(received, sent)
+                return f"the connection closed before {self.config.expect!r} arrived; got {got}"
+            received += chunk
+        return None
+
+    @staticmethod
+    def _show(data: bytearray, sent: bytes | None) -> str:
+        shown = bytes(data)
+        if sent:
+            # An echoing peer must not reveal what was sent (it may hold a password).
+            shown = shown.replace(sent, b"***")
+        text = repr(shown[:SHOWN])
+        return text + ("..." if len(shown) > SHOWN else "")
+
+    async def aclose(self) -> None:
+        # Connections live only inside a check; there is nothing else to release.
+        return None

@@ -1,0 +1,111 @@
+"""Prometheus metrics of one monitor, in a private registry (never the global one).
+
+Per-model gauges and resolver figures are read from the monitor when scraped;
+check durations and transitions are counted as they happen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+
+from ._monitor import Monitor, Transition
+
+__all__ = ["CONTENT_TYPE", "MonitorMetrics"]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+#: Seconds; health checks are short, and a timeout shows up in the last buckets.
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class _StateCollector(Collector):
+    def __init__(self, monitor: Monitor) -> None:
+        self._monitor = monitor
+
+    def collect(self) -> Iterator[Metric]:
+        monitor = self._monitor
+        ready = GaugeMetricFamily(
+            "healthkit_model_ready", "1 when the model is ready, else 0.", labels=["model"]
+        )
+        status = GaugeMetricFamily(
+            "healthkit_model_status",
+            "Thresholded status of the model: 0 healthy, 1 degraded, 2 unknown, 3 unhealthy.",
+            labels=["model"],
+        )
+        for name in monitor.models:
+            ready.add_metric([name], 1.0 if monitor.is_ready(name) else 0.0)
+            status.add_metric([name], float(monitor.status(name).severity))
+        yield ready
+        yield status
+        resolver = monitor.kit.resolver.stats()
+        yield GaugeMetricFamily(
+            "healthkit_resolver_instances",
+            "Live strategy instances (models with equal configs share one).",
+            value=resolver.instances,
+        )
+        yield GaugeMetricFamily(
+            "healthkit_resolver_models", "Models held by the resolver.", value=resolver.models
+        )
+        stats = monitor.stats()
+        yield GaugeMetricFamily(
+            "healthkit_checks_in_flight", "Upstream checks running now.", value=stats.in_flight
+        )
+        yield GaugeMetricFamily(
+            "healthkit_monitor_live", "1 while the monitor runs.", value=1 if monitor.is_live() else 0
+        )
+        yield CounterMetricFamily(
+            "healthkit_coalesced",
+            "On-demand callers that joined a check already in flight.",
+            value=stats.coalesced,
+        )
+        yield CounterMetricFamily(
+            "healthkit_cache_hits", "On-demand callers answered from the cache.", value=stats.cache_hits
+        )
+        yield CounterMetricFamily(
+            "healthkit_check_timeouts", "Checks cut by the monitor's deadline.", value=stats.timeouts
+        )
+
+
+class MonitorMetrics:
+    """The metrics of ``monitor``; :meth:`render` gives the Prometheus text format."""
+
+    def __init__(self, monitor: Monitor) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._duration = Histogram(
+            "healthkit_check_duration_seconds",
+            "Duration of upstream checks (one observation per single or batch call).",
+            ["strategy", "kind"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self._checks = Counter(
+            "healthkit_upstream_checks",
+            "Upstream calls made (a batch call counts once) and the targets they answered.",
+            ["strategy", "kind"],
+            registry=self.registry,
+        )
+        self._transitions = Counter(
+            "healthkit_transitions",
+            "Thresholded status transitions per model.",
+            ["model", "old", "new"],
+            registry=self.registry,
+        )
+        self.registry.register(_StateCollector(monitor))
+        monitor.add_listener(self._on_transition)
+        monitor._add_check_hook(self._on_check)
+
+    def _on_transition(self, tr: Transition) -> None:
+        self._transitions.labels(tr.model, tr.old.value, tr.new.value).inc()
+
+    def _on_check(self, strategy: str, seconds: float, targets: int, batch: bool) -> None:
+        kind = "batch" if batch else "single"
+        self._duration.labels(strategy, kind).observe(seconds)
+        self._checks.labels(strategy, kind).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

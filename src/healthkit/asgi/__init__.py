@@ -1,0 +1,61 @@
+"""An ASGI health app over a :class:`~healthkit.Monitor`, mountable in any ASGI server.
+
+Needs the ``serve`` extra (``pip install 'healthkit[serve]'``); importing this
+module does not import Starlette, calling a factory does.
+
+Routes (``GET``/``HEAD``): ``/livez``, ``/readyz``, ``/v2/health/live``,
+``/v2/health/ready``, ``/v2/models/{name}/ready``,
+``/v2/models/{name}/versions/{version}/ready``, ``/v1/models/{name}``,
+``/health`` and ``/metrics``. See ``docs/asgi.md``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.routing import Router
+
+    from .._healthkit import HealthKit
+    from .._monitor import Monitor
+
+__all__ = ["ShowDetails", "create_app", "create_router"]
+
+#: Whether ``/health`` lists per-model details (``never`` by default: they reveal topology).
+ShowDetails = Literal["never", "always"]
+
+
+def create_app(
+    source: Monitor | HealthKit,
+    *,
+    show_details: ShowDetails = "never",
+    max_in_flight: int = 64,
+    manage_monitor: bool = True,
+) -> Starlette:
+    """A Starlette app answering health, readiness and metrics from ``source``'s monitor.
+
+    ``source`` is a :class:`~healthkit.Monitor`, or a :class:`~healthkit.HealthKit`
+    for which one is made (with ``max_in_flight``). With ``manage_monitor`` the
+    app's lifespan starts the monitor and closes it (and its kit) at shutdown;
+    mounted inside another app, whose lifespan does not reach sub-apps, the
+    monitor starts on the first request and the host closes it.
+    """
+    from ._app import create_app as impl
+
+    return impl(
+        source,
+        show_details=show_details,
+        max_in_flight=max_in_flight,
+        manage_monitor=manage_monitor,
+    )
+
+
+def create_router(monitor: Monitor, *, show_details: ShowDetails = "never") -> Router:
+    """The same routes as a Starlette ``Router``, to mount or include in a host app.
+
+    The monitor starts on the first request; the host closes it (``await monitor.aclose()``).
+    """
+    from ._app import create_router as impl
+
+    return impl(monitor, show_details=show_details)

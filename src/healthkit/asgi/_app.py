@@ -1,0 +1,183 @@
+"""The Starlette routes behind :mod:`healthkit.asgi`.
+
+Every answer comes from the monitor's memory. The one exception is a model
+that has no result yet (its first probe has not finished): its readiness
+request waits for one on-demand check, which every concurrent request shares.
+Whatever goes wrong inside a handler becomes a 503, never a 500: a readiness
+endpoint must not claim the health server itself is broken because the
+upstream is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route, Router
+
+from .._errors import ClosedError
+from .._healthkit import HealthKit
+from .._metrics import CONTENT_TYPE, MonitorMetrics
+from .._monitor import Monitor
+from .._status import Status, worst_status
+from ..cli._output import Redactor
+from . import ShowDetails
+
+__all__ = ["create_app", "create_router"]
+
+log = logging.getLogger("healthkit.asgi")
+
+#: Transitions per model shown by ``/health`` with details.
+_HISTORY_SHOWN = 5
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _json(body: Any, ready: bool) -> JSONResponse:
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def _never_500(handler: Endpoint) -> Endpoint:
+    @functools.wraps(handler)
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ClosedError:
+            return JSONResponse({"error": "health monitor is shut down"}, status_code=503)
+        except Exception as exc:
+            log.exception("health endpoint %s failed", request.url.path)
+            return JSONResponse(
+                {"error": f"health check failed: {type(exc).__name__}"}, status_code=503
+            )
+
+    return wrapped
+
+
+class _Handlers:
+    def __init__(self, monitor: Monitor, show_details: ShowDetails) -> None:
+        if show_details not in ("never", "always"):
+            raise ValueError(f"show_details must be 'never' or 'always', got {show_details!r}")
+        self.monitor = monitor
+        self.show_details = show_details
+        self.metrics = MonitorMetrics(monitor)
+
+    async def _started(self) -> Monitor:
+        # Idempotent; covers a router mounted in a host whose lifespan never starts us.
+        await self.monitor.start()
+        return self.monitor
+
+    async def model_ready(self, name: str, version: str | None) -> bool | None:
+        """Readiness of one model from memory; ``None`` when it is not configured."""
+        monitor = await self._started()
+        config = monitor.kit.config.models.get(name)
+        if config is None or name not in monitor.models:
+            return None
+        if version is not None and version != config.version:
+            # Not the version we probe: one cached, coalesced on-demand check.
+            return (await monitor.acheck(name, version=version)).status.is_ok
+        if monitor.last_result(name) is None:
+            # No probe has finished yet: every waiting request shares one check.
+            await monitor.acheck(name)
+        return monitor.is_ready(name)
+
+    # -- endpoints ----------------------------------------------------------------------
+
+    async def livez(self, request: Request) -> Response:
+        live = (await self._started()).is_live()
+        return _json({"live": live}, live)
+
+    async def readyz(self, request: Request) -> Response:
+        ready = (await self._started()).server_ready()
+        return _json({"ready": ready}, ready)
+
+    async def v2_model_ready(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        version = request.path_params.get("version")
+        ready = await self.model_ready(name, version)
+        if ready is None:
+            return JSONResponse({"error": f"model {name} not found"}, status_code=404)
+        return _json({"name": name, "ready": ready}, ready)
+
+    async def v1_model(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        ready = await self.model_ready(name, None)
+        if ready is None:
+            return JSONResponse({"error": f"model {name} not found"}, status_code=404)
+        return _json({"name": name, "ready": ready}, ready)
+
+    async def health(self, request: Request) -> Response:
+        monitor = await self._started()
+        names = monitor.models
+        ready = monitor.server_ready()
+        status = worst_status(monitor.status(n) for n in names) if names else Status.HEALTHY
+        if not monitor.is_live():
+            status = Status.UNHEALTHY
+        body: dict[str, Any] = {"status": status.value, "live": monitor.is_live(), "ready": ready}
+        if self.show_details == "always":
+            redact = Redactor.for_config(monitor.kit.config)
+            models: dict[str, Any] = {}
+            for name in names:
+                last = monitor.last_result(name)
+                models[name] = {
+                    "status": monitor.status(name).value,
+                    "ready": monitor.is_ready(name),
+                    "last": None if last is None else last.to_dict(),
+                    "transitions": [t.to_dict() for t in monitor.history(name)[-_HISTORY_SHOWN:]],
+                }
+            body["models"] = redact.data(models)
+            body["resolver"] = monitor.kit.resolver.stats().to_dict()
+        return _json(body, ready)
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        return Response(self.metrics.render(), headers={"content-type": CONTENT_TYPE})
+
+    def routes(self) -> list[BaseRoute]:
+        def get(path: str, endpoint: Endpoint) -> Route:
+            return Route(path, _never_500(endpoint), methods=["GET"])
+
+        return [
+            get("/livez", self.livez),
+            get("/readyz", self.readyz),
+            get("/v2/health/live", self.livez),
+            get("/v2/health/ready", self.readyz),
+            get("/v2/models/{name}/ready", self.v2_model_ready),
+            get("/v2/models/{name}/versions/{version}/ready", self.v2_model_ready),
+            get("/v1/models/{name}", self.v1_model),
+            get("/health", self.health),
+            get("/metrics", self.metrics_endpoint),
+        ]
+
+
+def create_app(
+    source: Monitor | HealthKit,
+    *,
+    show_details: ShowDetails = "never",
+    max_in_flight: int = 64,
+    manage_monitor: bool = True,
+) -> Starlette:
+    monitor = source if isinstance(source, Monitor) else Monitor(source, max_in_flight=max_in_flight)
+    handlers = _Handlers(monitor, show_details)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if manage_monitor:
+            await monitor.start()
+        try:
+            yield
+        finally:
+            if manage_monitor:
+                await monitor.aclose()
+
+    app = Starlette(routes=handlers.routes(), lifespan=lifespan)
+    app.state.monitor = monitor
+    return app
+
+
+def create_router(monitor: Monitor, *, show_details: ShowDetails = "never") -> Router:
+    return Router(routes=_Handlers(monitor, show_details).routes())

@@ -1,0 +1,389 @@
+"""What the CLI commands share: exit codes, config loading, tables, redaction, the dedupe plan."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+import click
+
+from .._config import ServerConfig, describe_spec, load_config
+from .._errors import ConfigError
+from .._registry import StrategyRegistry
+from .._result import CheckResult
+from .._status import Status
+from .._strategy import StrategySpec
+
+__all__ = [
+    "EXIT_CODES",
+    "EXIT_ERROR",
+    "FORMAT_OPTION",
+    "MonitoringCommand",
+    "PlannedInstance",
+    "Redactor",
+    "dedupe_plan",
+    "fail",
+    "load_or_exit",
+    "plan_dict",
+    "plan_figures",
+    "plan_lines",
+    "result_dict",
+    "result_rows",
+    "spec_summary",
+    "styled_status",
+    "table",
+]
+
+#: The monitoring-plugins convention (Nagios, Icinga): 0 OK, 1 warning, 2 critical, 3 unknown.
+EXIT_CODES: Mapping[Status, int] = {
+    Status.HEALTHY: 0,
+    Status.DEGRADED: 1,
+    Status.UNHEALTHY: 2,
+    Status.UNKNOWN: 3,
+}
+#: A config error, a usage error or an unknown model: we could not tell, so "unknown".
+EXIT_ERROR = 3
+
+_STATUS_COLORS = {
+    Status.HEALTHY: "green",
+    Status.DEGRADED: "yellow",
+    Status.UNKNOWN: "magenta",
+    Status.UNHEALTHY: "red",
+}
+
+FORMAT_OPTION = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output for humans (table) or machines (json).",
+)
+
+
+class MonitoringCommand(click.Command):
+    """A command whose usage errors exit 3 rather than click's 2.
+
+    Exit code 2 means "unhealthy" to a probe or a monitoring system, so a typo
+    in a flag must not read as a failing model.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise _UsageError(exc.format_message(), exc.ctx) from None
+
+
+class _UsageError(click.UsageError):
+    exit_code = EXIT_ERROR
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> click.exceptions.Exit:
+    """Print ``message`` on stderr; the caller raises the returned exception."""
+    click.echo(message, err=True)
+    return click.exceptions.Exit(code)
+
+
+def load_or_exit(path: str, registry: StrategyRegistry) -> ServerConfig:
+    """Load a config; on any problem print every issue (with its path) on stderr and exit 3."""
+    try:
+        return load_config(path, registry=registry)
+    except ConfigError as exc:
+        text = str(exc)
+        if exc.source is None:
+            # File-level problems (unreadable, wrong suffix) carry no source: name the file.
+            text = f"{path}: {text}"
+        raise fail(text) from None
+
+
+# -- redaction ------------------------------------------------------------------
+
+
+def _secrets_in(value: Any, out: set[str]) -> None:
+    getter = getattr(value, "get_secret_value", None)
+    if callable(getter):
+        secret = getter()
+        if isinstance(secret, str):
+            out.add(secret)
+        return
+    auth = getattr(value, "auth", None)
+    if type(value).__name__ == "SecretUrl" and isinstance(auth, tuple):
+        out.update(part for part in auth if isinstance(part, str))
+        return
+    if isinstance(value, StrategySpec):
+        _secrets_in(value.config, out)
+    elif attrs.has(type(value)):
+        for field in attrs.fields(type(value)):
+            _secrets_in(getattr(value, field.name), out)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            _secrets_in(item, out)
+    elif isinstance(value, list | tuple | frozenset | set):
+        for item in value:
+            _secrets_in(item, out)
+
+
+class Redactor:
+    """Masks every secret value of a config in free text.
+
+    Defence in depth: strategies should never put a secret in a result, but a
+    third-party one might echo a header in an error message, and the CLI is the
+    last place to catch it. Values shorter than four characters are left alone,
+    since masking them would garble ordinary words.
+    """
+
+    def __init__(self, specs: Iterable[StrategySpec]) -> None:
+        found: set[str] = set()
+        for spec in specs:
+            _secrets_in(spec, found)
+        # Longest first, so a secret that contains another is masked whole.
+        self._secrets = sorted((s for s in found if len(s) >= 4), key=len, reverse=True)
+
+    @classmethod
+    def for_config(cls, config: ServerConfig) -> Redactor:
+        return cls([config.default, *(m.check for m in config.models.values())])
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def data(self, value: Any) -> Any:
+        """Redact every string inside a JSON-ready structure."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, Mapping):
+            return {k: self.data(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.data(v) for v in value]
+        return value
+
+
+# -- results ------------------------------------------------------------------------
+
+
+def styled_status(status: Status, width: int = 0) -> str:
+    return click.style(status.value.ljust(width), fg=_STATUS_COLORS[status], bold=True)
+
+
+def result_dict(result: CheckResult) -> dict[str, Any]:
+    """``CheckResult.to_dict`` with ``children`` always present (an empty list for a leaf)."""
+    data = result.to_dict()
+    data["children"] = [result_dict(child) for child in result.children]
+    return data
+
+
+def _latency(result: CheckResult) -> str:
+    return f"{result.latency_ms:.1f} ms"
+
+
+def result_rows(
+    name: str, result: CheckResult, depth: int = 0
+) -> list[tuple[str, Status, str, str, str]]:
+    """Table rows for one result: the model, then its children indented below it."""
+    rows = [(name, result.status, result.strategy, _latency(result), result.detail)]
+    for index, child in enumerate(result.children):
+        label = "  " * (depth + 1) + f"[{index}] {child.target}"
+        rows.extend(result_rows(label, child, depth + 1))
+    return rows
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str | Status]]) -> list[str]:
+    """Left-aligned columns; a ``Status`` cell is coloured (click drops colour when piped)."""
+    cells = [[c.value if isinstance(c, Status) else c for c in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for raw, row in zip(rows, cells, strict=True):
+        parts = []
+        for i, (orig, cell) in enumerate(zip(raw, row, strict=True)):
+            last = i == len(row) - 1
+            if isinstance(orig, Status):
+                parts.append(styled_status(orig, 0 if last else widths[i]))
+            else:
+                parts.append(cell if last else cell.ljust(widths[i]))
+        lines.append("  ".join(parts).rstrip())
+    return lines
+
+
+# -- the dedupe plan --------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class PlannedInstance:
+    """One strategy instance a resolver would create for a config, and who would hold it."""
+
+    id: int
+    spec: StrategySpec
+    #: Models that hold this instance directly.
+    models: tuple[str, ...]
+    #: Ids of composite instances that hold this one as a child.
+    used_by: tuple[int, ...]
+    #: Ids of this instance's own children, in config order.
+    children: tuple[int, ...]
+
+
+def _child_specs(value: Any) -> list[StrategySpec]:
+    """Every spec nested in a strategy config: what its factory acquires as children."""
+    if isinstance(value, StrategySpec):
+        return [value]
+    if attrs.has(type(value)):
+        return [s for f in attrs.fields(type(value)) for s in _child_specs(getattr(value, f.name))]
+    if isinstance(value, Mapping):
+        return [s for v in value.values() for s in _child_specs(v)]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _child_specs(v)]
+    return []
+
+
+def dedupe_plan(config: ServerConfig) -> list[PlannedInstance]:
+    """The instances a resolver would create for ``config``, without creating any.
+
+    Equal specs share one instance, and a composite's children count as
+    instances too (shared with any model whose spec is equal), exactly as the
+    :class:`~healthkit.Resolver` does it.
+    """
+    ids: dict[StrategySpec, int] = {}
+    models: dict[int, list[str]] = {}
+    used_by: dict[int, list[int]] = {}
+    children: dict[int, list[int]] = {}
+    specs: dict[int, StrategySpec] = {}
+
+    def visit(spec: StrategySpec) -> int:
+        found = ids.get(spec)
+        if found is not None:
+            return found
+        new = len(ids) + 1
+        ids[spec] = new
+        specs[new] = spec
+        models[new], used_by[new], children[new] = [], [], []
+        for child in _child_specs(spec.config):
+            child_id = visit(child)
+            children[new].append(child_id)
+            if new not in used_by[child_id]:
+                used_by[child_id].append(new)
+        return new
+
+    for model in config.models.values():
+        models[visit(model.check)].append(model.name)
+    return [
+        PlannedInstance(
+            id=i,
+            spec=specs[i],
+            models=tuple(models[i]),
+            used_by=tuple(used_by[i]),
+            children=tuple(children[i]),
+        )
+        for i in sorted(specs)
+    ]
+
+
+def _default_of(field: attrs.Attribute[Any]) -> tuple[bool, Any]:
+    default: Any = field.default
+    if default is attrs.NOTHING:
+        return False, None
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        if default.takes_self:
+            return False, None
+        default = default.factory()
+    if field.converter is not None:
+        func: Any = getattr(field.converter, "converter", field.converter)
+        try:
+            default = func(default)
+        except Exception:
+            # A default its own converter rejects is just "not a default".
+            return False, None
+    return True, default
+
+
+def _render(value: Any, ids: Mapping[StrategySpec, int]) -> str:
+    if isinstance(value, StrategySpec):
+        return f"#{ids[value]}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_render(v, ids) for v in value) + "]"
+    return "?"
+
+
+def spec_summary(spec: StrategySpec, ids: Mapping[StrategySpec, int]) -> str:
+    """``strategy key=value ...``: the redacted spec without the keys left at their defaults."""
+    described = describe_spec(spec)
+    parts = [spec.strategy]
+    config = spec.config
+    if config is None or not attrs.has(type(config)):
+        return spec.strategy
+    for field in attrs.fields(type(config)):
+        key = field.alias or field.name
+        if key not in described:
+            continue  # hidden from reprs: never shown
+        value = getattr(config, field.name)
+        has_default, default = _default_of(field)
+        try:
+            if has_default and bool(value == default):
+                continue
+        except Exception:
+            pass  # an odd __eq__ only means the value is shown
+        if _child_specs(value):
+            shown = _render(value, ids)
+        else:
+            public = described[key]
+            shown = public if isinstance(public, str) else json.dumps(public)
+        parts.append(f"{key}={shown}")
+    return " ".join(parts)
+
+
+def plan_lines(plan: Sequence[PlannedInstance], *, width: int = 100) -> list[str]:
+    """The dedupe plan for humans: each instance, its redacted spec and who shares it."""
+    ids = {p.spec: p.id for p in plan}
+    lines: list[str] = []
+    for p in plan:
+        holders = []
+        if p.models:
+            holders.append(f"{len(p.models)} model{'s' if len(p.models) != 1 else ''}")
+        if p.used_by:
+            holders.append(f"{len(p.used_by)} composite{'s' if len(p.used_by) != 1 else ''}")
+        shared = f"  (shared: {' + '.join(holders)})" if len(p.models) + len(p.used_by) > 1 else ""
+        lines.append(f"#{p.id} {spec_summary(p.spec, ids)}{shared}")
+        if p.models:
+            label = "models" if len(p.models) > 1 else "model"
+            lines.append(
+                textwrap.fill(
+                    ", ".join(p.models),
+                    width=width,
+                    initial_indent=f"    {label}: ",
+                    subsequent_indent=" " * (len(label) + 6),
+                    break_on_hyphens=False,
+                )
+            )
+        if p.used_by:
+            lines.append("    child of: " + ", ".join(f"#{i}" for i in p.used_by))
+    return lines
+
+
+def plan_figures(plan: Sequence[PlannedInstance]) -> tuple[int, int]:
+    """``(models, instances)`` as a resolver holding this plan would report them."""
+    return sum(len(p.models) for p in plan), len(plan)
+
+
+def plan_dict(plan: Sequence[PlannedInstance]) -> dict[str, Any]:
+    models, instances = plan_figures(plan)
+    return {
+        "resolver": {"models": models, "instances": instances},
+        "models": {name: p.id for p in plan for name in p.models},
+        "instances": [
+            {
+                "id": p.id,
+                "strategy": p.spec.strategy,
+                "spec": describe_spec(p.spec),
+                "models": list(p.models),
+                "used_by": list(p.used_by),
+                "children": list(p.children),
+            }
+            for p in plan
+        ],
+    }

@@ -1,0 +1,86 @@
+"""``healthkit plugins``: every strategy and where it comes from, and every plugin that failed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from .._registry import StrategyRegistry
+from ._output import FORMAT_OPTION, table
+
+__all__ = ["plugins", "plugins_data"]
+
+
+def plugins_data(registry: StrategyRegistry) -> dict[str, Any]:
+    """The JSON view: ``{"strategies": [...], "failures": [...]}``."""
+    return {
+        "strategies": [
+            {
+                "name": st.name,
+                "plugin": st.plugin,
+                "distribution": st.distribution,
+                "version": st.version,
+                "description": st.description,
+                "unavailable": st.unavailable,
+            }
+            for st in registry.strategies.values()
+        ],
+        "failures": [
+            {
+                "plugin": f.name,
+                "distribution": f.distribution,
+                "version": f.version,
+                "stage": f.stage,
+                "error": f"{f.error_type}: {f.message}",
+            }
+            for f in registry.failures
+        ],
+    }
+
+
+def _origin(distribution: str | None, version: str | None) -> str:
+    if distribution is None:
+        return "-"
+    return f"{distribution} {version}" if version else distribution
+
+
+@click.command()
+@FORMAT_OPTION
+def plugins(fmt: str) -> None:
+    """List every strategy with the plugin and distribution it comes from.
+
+    Plugins that failed to import or register, were disabled with
+    HEALTHKIT_DISABLE_PLUGINS, or lost a strategy-name conflict are listed
+    with their error; every other strategy still works. Always exits 0.
+    """
+    registry = StrategyRegistry()
+    data = plugins_data(registry)
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2))
+        return
+    rows = [
+        (
+            s["name"],
+            s["plugin"],
+            _origin(s["distribution"], s["version"]),
+            f"UNAVAILABLE: {s['unavailable']}" if s["unavailable"] else s["description"],
+        )
+        for s in data["strategies"]
+    ]
+    click.echo(f"strategies ({len(rows)}):")
+    for line in table(("STRATEGY", "PLUGIN", "DISTRIBUTION", "DESCRIPTION"), rows):
+        click.echo("  " + line)
+    failures = data["failures"]
+    click.echo("")
+    if not failures:
+        click.echo("failed plugins: none")
+        return
+    click.echo(f"failed plugins ({len(failures)}):")
+    frows = [
+        (f["plugin"], _origin(f["distribution"], f["version"]), f["stage"], f["error"])
+        for f in failures
+    ]
+    for line in table(("PLUGIN", "DISTRIBUTION", "STAGE", "ERROR"), frows):
+        click.echo("  " + line)

@@ -1,0 +1,542 @@
+"""The conformance suite every strategy plugin can run: subclass :class:`StrategyConformance`.
+
+Each test is a plain (synchronous) pytest test that drives its own event loop
+with :func:`asyncio.run`, so the suite works the same with or without
+pytest-asyncio and whatever its mode. Targets the plugin supplies must therefore
+not be bound to an event loop: use a server in a thread or a subprocess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import logging
+import time
+import typing
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import attrs
+import pytest
+
+from .. import (
+    CheckResult,
+    ConfigError,
+    Resolver,
+    Secret,
+    SecretUrl,
+    Status,
+    Strategy,
+    StrategyRegistry,
+    StrategySpec,
+    Target,
+    describe_spec,
+    guarded_check,
+    load_config,
+)
+from ._resources import ResourceSnapshot, wait_released
+
+__all__ = ["BadConfig", "StrategyConformance"]
+
+#: The model every config of the suite is loaded for.
+MODEL = "conformance"
+_TABLE = f"models.{MODEL}.health_check"
+#: Values the suite tries in every key of the valid config: validation must turn each
+#: into a ConfigError (or accept it), never crash.
+_ODD_VALUES: tuple[Any, ...] = (None, True, -1, 0, 1e300, "", "\x00", [], [1, "x"], {}, {"a": {}})
+#: Shorter secrets would turn up by chance in any text.
+_MIN_SECRET_LEN = 6
+
+T = TypeVar("T")
+
+
+@attrs.frozen(kw_only=True)
+class BadConfig:
+    """One invalid variant of the valid config and where its error must point.
+
+    The variant is the valid config with ``changes`` set and ``remove`` keys
+    dropped. ``path`` is relative to the ``health_check`` table
+    (``"timeout"``, ``"checks[1].timeout"``; ``""`` for the table itself);
+    ``message``, when given, must occur in the error message.
+    """
+
+    changes: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+    remove: tuple[str, ...] = ()
+    path: str
+    message: str = ""
+
+    def apply(self, valid: Mapping[str, Any]) -> dict[str, Any]:
+        out = {k: copy.deepcopy(v) for k, v in valid.items() if k not in self.remove}
+        out.update(copy.deepcopy(dict(self.changes)))
+        return out
+
+    @property
+    def full_path(self) -> str:
+        if not self.path:
+            return _TABLE
+        return f"{_TABLE}{self.path}" if self.path.startswith("[") else f"{_TABLE}.{self.path}"
+
+
+def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    async def main() -> T:
+        return await coro_fn()
+
+    return asyncio.run(main())
+
+
+def _texts_of(result: CheckResult) -> list[str]:
+    texts = [repr(result), str(result), result.detail, json.dumps(result.to_dict())]
+    if result.error is not None:
+        texts.append(result.error.message)
+    for child in result.children:
+        texts.extend(_texts_of(child))
+    return texts
+
+
+def _mentions_secret_type(tp: Any, seen: set[int] | None = None) -> bool:
+    seen = set() if seen is None else seen
+    if tp in (Secret, SecretUrl):
+        return True
+    if isinstance(tp, type) and attrs.has(tp):
+        if id(tp) in seen:
+            return False
+        seen.add(id(tp))
+        hints = typing.get_type_hints(tp)
+        return any(_mentions_secret_type(h, seen) for h in hints.values())
+    return any(_mentions_secret_type(arg, seen) for arg in typing.get_args(tp))
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.texts: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.texts.append(self.format(record))
+        except Exception:  # noqa: BLE001 - a broken log call must not break the suite
+            self.texts.append(repr(record.msg))
+
+
+class StrategyConformance:
+    """The conformance suite of one strategy. Subclass it in a module named ``test_*.py``.
+
+    Set ``strategy`` to the registered name and override the fixtures:
+
+    ``valid_config`` (required)
+        The keys of a working ``health_check`` table (``strategy`` may be left out).
+    ``bad_configs`` (required)
+        :class:`BadConfig` variants that must fail, each with the path of its error.
+    ``target``
+        The :class:`~healthkit.Target` checked with the valid config; default model ``conformance``.
+    ``expected_status``
+        The status a check of ``target`` must report with the valid config (``None``: any).
+    ``failing_config``
+        A config whose check must fail (a closed port, a failing command), or ``None``.
+    ``unresponsive_config``
+        A config whose check never answers (``healthkit_silent_server`` helps), for
+        the timeout tests. Required when the config has a ``timeout`` key; ``None``
+        declares that a check cannot block.
+    ``secrets``
+        Secret strings the configs above contain (or set in the environment); none
+        of them may appear in reprs, results, errors or logs. Required when the
+        config has a :class:`~healthkit.Secret` or :class:`~healthkit.SecretUrl` field.
+    ``registry``
+        Where the strategy comes from; default: built-ins plus installed entry points,
+        which is how users get it.
+    """
+
+    #: The strategy name under test.
+    strategy: ClassVar[str] = ""
+    #: Deadline (seconds) of the timeout tests.
+    short_timeout: ClassVar[float] = 0.3
+    #: Slack (seconds) allowed beyond a deadline before a check counts as overrunning it.
+    deadline_slack: ClassVar[float] = 2.0
+    #: How long resources may take to be released after close.
+    release_timeout: ClassVar[float] = 5.0
+
+    # -- fixtures a plugin overrides -----------------------------------------------
+
+    @pytest.fixture
+    def registry(self) -> StrategyRegistry:
+        return StrategyRegistry()
+
+    @pytest.fixture
+    def valid_config(self) -> Mapping[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__} must override the valid_config fixture")
+
+    @pytest.fixture
+    def bad_configs(self) -> Sequence[BadConfig]:
+        raise NotImplementedError(f"{type(self).__name__} must override the bad_configs fixture")
+
+    @pytest.fixture
+    def target(self) -> Target:
+        return Target(model=MODEL)
+
+    @pytest.fixture
+    def expected_status(self) -> Status | None:
+        return Status.HEALTHY
+
+    @pytest.fixture
+    def failing_config(self) -> Mapping[str, Any] | None:
+        return None
+
+    @pytest.fixture
+    def unresponsive_config(self) -> Mapping[str, Any] | None:
+        return None
+
+    @pytest.fixture
+    def secrets(self) -> Sequence[str]:
+        return ()
+
+    # -- helpers ------------------------------------------------------------------
+
+    def _table(self, mapping: Mapping[str, Any]) -> dict[str, Any]:
+        table = dict(mapping)
+        named = table.setdefault("strategy", self.strategy)
+        assert named == self.strategy, f"config names strategy {named!r}, not {self.strategy!r}"
+        return table
+
+    def load(self, registry: StrategyRegistry, mapping: Mapping[str, Any]) -> StrategySpec:
+        """Load ``mapping`` as the ``health_check`` of one model; raises ConfigError."""
+        config = load_config(
+            {"models": {MODEL: {"health_check": self._table(mapping)}}}, registry=registry
+        )
+        return config.models[MODEL].check
+
+    def _has_timeout(self, registry: StrategyRegistry) -> bool:
+        cls = registry.get(self.strategy).config_class
+        return any((f.alias or f.name) == "timeout" for f in attrs.fields(cls) if f.init)
+
+    def _with_timeout(
+        self, registry: StrategyRegistry, mapping: Mapping[str, Any], timeout: float
+    ) -> StrategySpec:
+        if not self._has_timeout(registry):
+            return self.load(registry, mapping)
+        return self.load(registry, {**mapping, "timeout": timeout})
+
+    def _long_timeout_spec(
+        self, registry: StrategyRegistry, mapping: Mapping[str, Any]
+    ) -> StrategySpec:
+        # The strategy's own deadline far beyond the monitor's, so only the monitor can end it.
+        for long in (30.0, 10.0, 5.0):
+            try:
+                return self._with_timeout(registry, mapping, long)
+            except ConfigError:
+                continue
+        return self.load(registry, mapping)
+
+    @staticmethod
+    async def _acheck_unguarded(strategy: Strategy, target: Target, limit: float) -> Any:
+        # Only a safety net, so that a hanging strategy fails the test instead of stalling it.
+        return await asyncio.wait_for(strategy.acheck(target), limit)
+
+    # -- the suite -----------------------------------------------------------------
+
+    def test_strategy_is_registered(self, registry: StrategyRegistry) -> None:
+        assert self.strategy, f"{type(self).__name__}.strategy must name the strategy under test"
+        problems = "; ".join(str(f) for f in registry.failures if f.stage != "disabled")
+        assert self.strategy in registry, (
+            f"strategy {self.strategy!r} is not registered; known: {registry.names()}; "
+            f"plugin failures: {problems or 'none'}"
+        )
+        stype = registry.get(self.strategy)
+        assert stype.unavailable is None, f"strategy {self.strategy!r} is unavailable: {stype.unavailable}"
+        assert attrs.has(stype.config_class), "the config class must be an attrs class"
+
+    def test_valid_config_loads_into_a_frozen_record(
+        self, registry: StrategyRegistry, valid_config: Mapping[str, Any]
+    ) -> None:
+        spec = self.load(registry, valid_config)
+        stype = registry.get(self.strategy)
+        assert spec.strategy == self.strategy
+        assert isinstance(spec.config, stype.config_class)
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            spec.config.conformance_probe = 1  # frozen: the resolver keys on it
+        # The CLI shows configs through describe_spec: it must cope with every field.
+        json.dumps(describe_spec(spec))
+
+    def test_bad_configs_are_rejected_with_their_path(
+        self,
+        registry: StrategyRegistry,
+        valid_config: Mapping[str, Any],
+        bad_configs: Sequence[BadConfig],
+    ) -> None:
+        assert bad_configs, "bad_configs must list at least one invalid variant"
+        cases = [
+            *bad_configs,
+            BadConfig(changes={"no_such_option": 1}, path="no_such_option", message="unknown key"),
+        ]
+        failures: list[str] = []
+        for case in cases:
+            try:
+                self.load(registry, case.apply(valid_config))
+            except ConfigError as exc:
+                hits = [
+                    issue
+                    for issue in exc.issues
+                    if issue.path == case.full_path and case.message in issue.message
+                ]
+                if not hits:
+                    failures.append(
+                        f"{case}: expected an issue at {case.full_path!r}"
+                        f"{f' mentioning {case.message!r}' if case.message else ''}, got "
+                        + "; ".join(f"{i.path!r}: {i.message}" for i in exc.issues)
+                    )
+            else:
+                failures.append(f"{case}: was accepted")
+        assert not failures, "\n".join(failures)
+
+    def test_odd_values_give_config_errors_not_crashes(
+        self, registry: StrategyRegistry, valid_config: Mapping[str, Any]
+    ) -> None:
+        crashes: list[str] = []
+        for key in [k for k in valid_config if k != "strategy"]:
+            for odd in _ODD_VALUES:
+                try:
+                    self.load(registry, {**valid_config, key: odd})
+                except ConfigError as exc:
+                    if not all(issue.path.startswith(_TABLE) for issue in exc.issues):
+                        crashes.append(f"{key} = {odd!r}: issue outside the table: {exc}")
+                except Exception as exc:  # noqa: BLE001 - that is what this test looks for
+                    crashes.append(f"{key} = {odd!r}: {type(exc).__name__}: {exc}")
+        assert not crashes, "validation must raise ConfigError only:\n" + "\n".join(crashes)
+
+    def test_equal_configs_are_equal_and_hashable(
+        self, registry: StrategyRegistry, valid_config: Mapping[str, Any]
+    ) -> None:
+        first = self.load(registry, valid_config)
+        # Same content, other key order and fresh objects: the resolver must see one config.
+        reordered = {k: copy.deepcopy(valid_config[k]) for k in reversed(list(valid_config))}
+        second = self.load(registry, reordered)
+        assert first == second
+        assert hash(first) == hash(second)
+        assert hash(first.config) == hash(second.config)
+        assert len({first, second}) == 1
+
+        async def share() -> None:
+            resolver = Resolver(registry)
+            try:
+                one = resolver.acquire("model-a", first)
+                # Composite-like strategies hold children: count instances, not just one.
+                instances = resolver.stats().instances
+                two = resolver.acquire("model-b", second)
+                assert one is two, "equal configs must share one instance"
+                stats = resolver.stats()
+                assert (stats.models, stats.instances) == (2, instances)
+            finally:
+                await resolver.aclose()
+
+        _run(share)
+
+    def test_check_always_returns_a_result(
+        self,
+        registry: StrategyRegistry,
+        valid_config: Mapping[str, Any],
+        target: Target,
+        expected_status: Status | None,
+        failing_config: Mapping[str, Any] | None,
+    ) -> None:
+        spec = self.load(registry, valid_config)
+        failing = None if failing_config is None else self.load(registry, failing_config)
+        targets = [
+            target,
+            Target(),
+            Target(model=MODEL, version="1"),
+            Target(model="odd/name with spaces?&%#", version="v 2/3"),
+        ]
+        limit = 30.0
+
+        async def scenario() -> None:
+            resolver = Resolver(registry)
+            try:
+                strategy = resolver.acquire("valid", spec)
+                for one in targets:
+                    result = await self._acheck_unguarded(strategy, one, limit)
+                    assert isinstance(result, CheckResult), f"acheck({one}) returned {result!r}"
+                    assert result.target == one, f"result target {result.target} for {one}"
+                    assert isinstance(result.status, Status)
+                    assert result.strategy, "a result names its strategy"
+                    if one is target and expected_status is not None:
+                        assert result.status is expected_status, (
+                            f"check of {one} is {result.status.value}, expected "
+                            f"{expected_status.value}: {result.detail}"
+                        )
+                # One instance serves every model of a config at once.
+                many = await asyncio.gather(
+                    *(self._acheck_unguarded(strategy, Target(model=f"m{i}"), limit) for i in range(8))
+                )
+                assert all(isinstance(r, CheckResult) for r in many)
+                if failing is not None:
+                    bad = resolver.acquire("failing", failing)
+                    result = await self._acheck_unguarded(bad, target, limit)
+                    assert isinstance(result, CheckResult)
+                    assert result.status is not Status.HEALTHY, (
+                        f"failing_config checked {result.status.value}: {result.detail}"
+                    )
+                    assert result.detail, "a failed check says what happened"
+            finally:
+                await resolver.aclose()
+
+        _run(scenario)
+
+    def test_timeout_is_honoured(
+        self,
+        registry: StrategyRegistry,
+        valid_config: Mapping[str, Any],
+        target: Target,
+        unresponsive_config: Mapping[str, Any] | None,
+    ) -> None:
+        short = self.short_timeout
+        if unresponsive_config is None:
+            assert not self._has_timeout(registry), (
+                "the config has a 'timeout' key, so the strategy waits on something: "
+                "provide an unresponsive_config fixture (healthkit_silent_server helps)"
+            )
+            # A check that cannot block finishes well within the monitor's deadline.
+            spec = self.load(registry, valid_config)
+
+            async def quick() -> CheckResult:
+                resolver = Resolver(registry)
+                try:
+                    strategy = resolver.acquire("quick", spec)
+                    return await guarded_check(strategy, self.strategy, target, timeout=short)
+                finally:
+                    await resolver.aclose()
+
+            result = _run(quick)
+            assert result.error is None or result.error.type != "TimeoutError", result.detail
+            return
+
+        own = self._with_timeout(registry, unresponsive_config, short)
+        hard = self._long_timeout_spec(registry, unresponsive_config)
+
+        async def scenario() -> list[str]:
+            problems: list[str] = []
+            resolver = Resolver(registry)
+            try:
+                if self._has_timeout(registry):
+                    # The strategy's own timeout (the monitor passes its timeout down to it).
+                    strategy = resolver.acquire("own", own)
+                    start = time.perf_counter()
+                    result = await self._acheck_unguarded(strategy, target, 30.0)
+                    took = time.perf_counter() - start
+                    if not isinstance(result, CheckResult) or result.status is Status.HEALTHY:
+                        problems.append(f"unresponsive target with timeout={short}: {result!r}")
+                    if took > short + self.deadline_slack:
+                        problems.append(f"timeout={short} but the check took {took:.2f}s")
+                # The monitor's hard deadline: the check is cancelled and must let go quickly.
+                strategy = resolver.acquire("hard", hard)
+                for _ in range(2):
+                    start = time.perf_counter()
+                    result = await guarded_check(strategy, self.strategy, target, timeout=short)
+                    took = time.perf_counter() - start
+                    if result.status is not Status.UNHEALTHY or result.error is None:
+                        problems.append(f"deadline {short}s: expected a timeout, got {result!r}")
+                    if took > short + self.deadline_slack:
+                        problems.append(
+                            f"deadline {short}s: cancelling the check took {took - short:.2f}s more"
+                        )
+            finally:
+                await resolver.aclose()
+            return problems
+
+        problems = _run(scenario)
+        assert not problems, "\n".join(problems)
+
+    def test_close_releases_every_resource(
+        self,
+        registry: StrategyRegistry,
+        valid_config: Mapping[str, Any],
+        target: Target,
+        failing_config: Mapping[str, Any] | None,
+        unresponsive_config: Mapping[str, Any] | None,
+    ) -> None:
+        specs = {"valid": self.load(registry, valid_config)}
+        if failing_config is not None:
+            specs["failing"] = self.load(registry, failing_config)
+        if unresponsive_config is not None:
+            specs["unresponsive"] = self._long_timeout_spec(registry, unresponsive_config)
+
+        async def scenario() -> list[str]:
+            before = ResourceSnapshot.take()
+            resolver = Resolver(registry)
+            try:
+                for name, spec in specs.items():
+                    strategy = resolver.acquire(name, spec)
+                    await asyncio.gather(
+                        *(
+                            guarded_check(strategy, self.strategy, target, timeout=self.short_timeout)
+                            for _ in range(3)
+                        )
+                    )
+            finally:
+                await resolver.aclose()
+            return await wait_released(before, timeout=self.release_timeout)
+
+        leaks = _run(scenario)
+        assert not leaks, "still held after close:\n" + "\n".join(leaks)
+
+    def test_secrets_never_appear(
+        self,
+        registry: StrategyRegistry,
+        valid_config: Mapping[str, Any],
+        bad_configs: Sequence[BadConfig],
+        target: Target,
+        secrets: Sequence[str],
+        failing_config: Mapping[str, Any] | None,
+        unresponsive_config: Mapping[str, Any] | None,
+    ) -> None:
+        config_class = registry.get(self.strategy).config_class
+        if not secrets:
+            assert not _mentions_secret_type(config_class), (
+                f"{config_class.__name__} has Secret fields: list the secret values of "
+                "valid_config in the secrets fixture"
+            )
+        for secret in secrets:
+            assert len(secret) >= _MIN_SECRET_LEN, f"secret {secret!r} is too short to search for"
+
+        texts: list[str] = []
+        configs = [valid_config, failing_config, unresponsive_config]
+        specs = [self.load(registry, c) for c in configs if c is not None]
+        for spec in specs:
+            texts += [repr(spec), str(spec), repr(spec.config), json.dumps(describe_spec(spec))]
+        for case in bad_configs:
+            try:
+                self.load(registry, case.apply(valid_config))
+            except ConfigError as exc:
+                texts.append(str(exc))
+
+        collect = _Collect()
+        root = logging.getLogger()
+        old_level = root.level
+        root.addHandler(collect)
+        root.setLevel(logging.DEBUG)
+
+        async def scenario() -> None:
+            resolver = Resolver(registry)
+            try:
+                for index, spec in enumerate(specs):
+                    strategy = resolver.acquire(f"m{index}", spec)
+                    texts.extend([repr(strategy), str(strategy)])
+                    result = await guarded_check(
+                        strategy, self.strategy, target, timeout=self.short_timeout
+                    )
+                    texts.extend(_texts_of(result))
+            finally:
+                await resolver.aclose()
+
+        try:
+            _run(scenario)
+        finally:
+            root.removeHandler(collect)
+            root.setLevel(old_level)
+        texts.extend(collect.texts)
+        found = [
+            f"secret #{n} in: {text[:300]}"
+            for n, secret in enumerate(secrets)
+            for text in texts
+            if secret in text
+        ]
+        assert not found, "secrets leaked:\n" + "\n".join(found)

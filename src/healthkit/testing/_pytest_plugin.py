@@ -1,0 +1,40 @@
+"""healthkit's pytest plugin, registered through the ``pytest11`` entry point.
+
+It loads in every pytest run of an environment where healthkit is installed,
+so it only defines fixtures: it adds no options, hooks, markers or output, and
+imports what a fixture needs only when the fixture runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from healthkit import StrategyRegistry
+
+    from ._servers import SilentServer
+
+__all__ = ["healthkit_registry", "healthkit_silent_server"]
+
+
+@pytest.fixture
+def healthkit_silent_server() -> Iterator[SilentServer]:
+    """A TCP server on 127.0.0.1 that accepts connections and never answers.
+
+    Point a strategy at it to test timeouts (``.address``, ``.host``, ``.port``, ``.url``).
+    """
+    from ._servers import SilentServer
+
+    with SilentServer() as server:
+        yield server
+
+
+@pytest.fixture
+def healthkit_registry() -> StrategyRegistry:
+    """A fresh registry: built-in strategies plus every installed plugin (entry points)."""
+    from healthkit import StrategyRegistry
+
+    return StrategyRegistry()
