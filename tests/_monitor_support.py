@@ -114,7 +114,9 @@ class UvicornThread:
         import uvicorn
 
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", ws="none")
+            uvicorn.Config(
+                app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", ws="none"
+            )
         )
         self._thread = threading.Thread(target=self._run, name="uvicorn", daemon=True)
         self.port = 0
@@ -251,7 +253,7 @@ def unhealthy(target: Target, detail: str = "down") -> CheckResult:
 
 
 def http_config(url: str, models: Sequence[str], **health_check: Any) -> dict[str, Any]:
-    """A config of ``models`` behind one OIP v2 server, with monitor settings in ``health_check``."""
+    """``models`` behind one OIP v2 server; monitor settings go in ``health_check``."""
     return {
         "defaults": {"health_check": {"strategy": "http", "base_url": url, **health_check}},
         "models": {name: {} for name in models},

@@ -111,7 +111,12 @@ class TestCompositeConformance(StrategyConformance):
             BadConfig(changes={"quorum": 4}, path="quorum", message="must be <="),
             BadConfig(changes={"checks": []}, path="checks", message="must not be empty"),
             BadConfig(
-                changes={"checks": [{"strategy": "noop"}, {"strategy": "http", "base_url": "http://h", "timeout": 0}]},
+                changes={
+                    "checks": [
+                        {"strategy": "noop"},
+                        {"strategy": "http", "base_url": "http://h", "timeout": 0},
+                    ]
+                },
                 path="checks[1].timeout",
                 message="must be > 0",
             ),

@@ -148,7 +148,9 @@ def test_sync_facade_against_a_threaded_server() -> None:
     try:
         registry = StrategyRegistry(entry_points=False, disabled=())
         check = {"strategy": "grpc", "target": f"127.0.0.1:{port}", "protocol": "health-v1"}
-        with HealthKit.from_config({"models": {"m": {"health_check": check}}}, registry=registry) as kit:
+        with HealthKit.from_config(
+            {"models": {"m": {"health_check": check}}}, registry=registry
+        ) as kit:
             assert kit.check("m").status is Status.HEALTHY
             servicer.set("m", Serving.NOT_SERVING)
             assert kit.check("m").status is Status.UNHEALTHY

@@ -44,15 +44,17 @@ class Served:
     server: Any
     stub: Any
     address: str
+    channel: Any
 
 
 @contextlib.asynccontextmanager
 async def health_server(source: StatusSource) -> AsyncIterator[Served]:
     """Serve a HealthServicer over ``source`` on a real grpc.aio server, with a real client."""
     servicer = HealthServicer(source)
-    async with serve([servicer.add_to_server]) as (server, address):
-        async with grpc.aio.insecure_channel(address) as channel:
-            yield Served(servicer, server, health_pb2_grpc.HealthStub(channel), address)
+    async with contextlib.AsyncExitStack() as stack:
+        server, address = await stack.enter_async_context(serve([servicer.add_to_server]))
+        channel = await stack.enter_async_context(grpc.aio.insecure_channel(address))
+        yield Served(servicer, server, health_pb2_grpc.HealthStub(channel), address, channel)
 
 
 async def status_of(stub: Any, service: str) -> int:
@@ -96,6 +98,15 @@ def test_board_is_a_status_source(board: StatusBoard) -> None:
         board.status("llama")
 
 
+async def test_board_follows_a_healthkit_report() -> None:
+    registry = StrategyRegistry(entry_points=False, disabled=())
+    raw = {"models": {"a": {"health_check": {"strategy": "noop"}}, "b": {}}}
+    board = StatusBoard({"a": Status.UNHEALTHY})
+    async with HealthKit.from_config(raw, registry=registry) as kit:
+        board.update(await kit.acheck_all())
+    assert {m: board.status(m) for m in board.models} == {"a": Status.HEALTHY, "b": Status.HEALTHY}
+
+
 async def test_check_per_model_and_aggregate(board: StatusBoard) -> None:
     async with health_server(board) as served:
         stub = served.stub
@@ -119,12 +130,16 @@ async def test_no_models_is_serving() -> None:
 
 
 async def test_list(board: StatusBoard) -> None:
-    if not hasattr(health_pb2, "HealthListRequest"):
-        pytest.fail("grpcio-health-checking without List: this test needs a newer one")
     board.set("llama", Status.UNHEALTHY)
     async with health_server(board) as served:
-        stub = served.stub
-        reply = await stub.List(health_pb2.HealthListRequest(), timeout=2)
+        if not hasattr(health_pb2, "HealthListRequest"):
+            # grpcio-health-checking before List (as with KServe's protobuf pin): not served.
+            call = served.channel.unary_unary("/grpc.health.v1.Health/List")
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await call(b"", timeout=2)
+            assert info.value.code() is grpc.StatusCode.UNIMPLEMENTED
+            return
+        reply = await served.stub.List(health_pb2.HealthListRequest(), timeout=2)
     statuses = {name: int(r.status) for name, r in reply.statuses.items()}
     assert statuses == {"": NOT_SERVING, "resnet": SERVING, "bert": SERVING, "llama": NOT_SERVING}
 

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 from types import ModuleType
 
+import attrs
 import pytest
 from click.testing import CliRunner
 
-from healthkit import StrategyRegistry, Target
+from healthkit import StrategyRegistry, Target, load_config
 from healthkit._proto import grpc_predict_v2_pb2 as pb
 from healthkit.cli._demo_grpc import grpc_demo
 from healthkit.cli._main import cli
-from healthkit.strategies.grpc import GRPC_EXTRA_HINT, GrpcConfig, GrpcStrategy
+from healthkit.strategies.grpc import GRPC_EXTRA_HINT, GrpcConfig, GrpcStrategy, GrpcTls
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO = ROOT / "src" / "healthkit" / "_proto" / "grpc_predict_v2.proto"
@@ -188,6 +195,19 @@ async def test_grpc_demo_serves_real_models() -> None:
         try:
             assert (await strategy.acheck(Target(model="mnist"))).status.value == "healthy"
             assert (await strategy.acheck(Target(model="broken"))).status.value == "unhealthy"
+            # The demo server also answers the repository index.
+            index = strategy.channel.unary_unary(
+                "/inference.GRPCInferenceService/RepositoryIndex",
+                request_serializer=pb.RepositoryIndexRequest.SerializeToString,
+                response_deserializer=pb.RepositoryIndexResponse.FromString,
+            )
+            reply = await index(pb.RepositoryIndexRequest(), timeout=2)
+            assert [(m.name, m.state) for m in reply.models] == [
+                ("broken", "UNAVAILABLE"),
+                ("mnist", "READY"),
+            ]
+            reply = await index(pb.RepositoryIndexRequest(ready=True), timeout=2)
+            assert [m.name for m in reply.models] == ["mnist"]
         finally:
             await strategy.aclose()
     after = GrpcStrategy(GrpcConfig(target=address))
@@ -196,3 +216,25 @@ async def test_grpc_demo_serves_real_models() -> None:
         assert result.status.value == "unhealthy" and "(UNAVAILABLE)" in result.detail
     finally:
         await after.aclose()
+
+
+# -- docs --------------------------------------------------------------------------------
+
+DOC = ROOT / "docs" / "grpc.md"
+
+
+def test_docs_list_every_config_key() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\|\s*`([a-z_]+)`", text, re.M))
+    for cls in (GrpcConfig, GrpcTls):
+        keys = {f.alias or f.name for f in attrs.fields(cls) if f.init}
+        assert not keys - documented, f"docs/grpc.md: undocumented {cls.__name__} keys"
+
+
+def test_docs_examples_load(registry: StrategyRegistry) -> None:
+    blocks = re.findall(r"```toml\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) >= 3
+    for block in blocks:
+        config = load_config(tomllib.loads(block), registry=registry)
+        assert all(m.check.strategy in ("grpc", "noop") for m in config.models.values())
+        assert any(m.check.strategy == "grpc" for m in config.models.values())

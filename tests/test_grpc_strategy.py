@@ -28,7 +28,6 @@ from healthkit import (
     ConfigError,
     HealthKit,
     Status,
-    StrategyCreationError,
     StrategyRegistry,
     Target,
     describe_spec,
@@ -98,8 +97,12 @@ def test_defaults_and_normalization(registry: StrategyRegistry) -> None:
     b = parse_spec({"strategy": "grpc", "target": "h:1", "tls": {}}, registry=registry)
     assert a == b and a.config.tls == GrpcTls()
     # Metadata keys are case-insensitive.
-    c = parse_spec({"strategy": "grpc", "target": "h:1", "metadata": {"X-Key": "v"}}, registry=registry)
-    d = parse_spec({"strategy": "grpc", "target": "h:1", "metadata": {"x-key": "v"}}, registry=registry)
+    c = parse_spec(
+        {"strategy": "grpc", "target": "h:1", "metadata": {"X-Key": "v"}}, registry=registry
+    )
+    d = parse_spec(
+        {"strategy": "grpc", "target": "h:1", "metadata": {"x-key": "v"}}, registry=registry
+    )
     assert c == d
     for target in ("dns:///predictor:8081", "unix:/tmp/sock", "[::1]:50051", "10.0.0.1:1"):
         assert GrpcConfig(target=target).target == target
@@ -145,19 +148,10 @@ def test_metadata_values_never_show(registry: StrategyRegistry) -> None:
     assert describe_spec(spec)["metadata"] == {"authorization": "***"}
     # A bad value is reported without echoing it.
     with pytest.raises(ConfigError) as info:
-        parse_spec({"strategy": "grpc", "target": "h:1", "metadata": {"a": 12345678}}, registry=registry)
+        parse_spec(
+            {"strategy": "grpc", "target": "h:1", "metadata": {"a": 12345678}}, registry=registry
+        )
     assert "12345678" not in str(info.value)
-
-
-async def test_unreadable_certificate_fails_when_applied(
-    registry: StrategyRegistry, tmp_path: Path
-) -> None:
-    missing = tmp_path / "nope.pem"
-    health_check = {"strategy": "grpc", "target": "127.0.0.1:1", "tls": {"root_certs": str(missing)}}
-    kit = HealthKit.from_config({"models": {"m": {"health_check": health_check}}}, registry=registry)
-    with pytest.raises(StrategyCreationError, match=r"tls\.root_certs: cannot read .*nope\.pem"):
-        await kit.astart()
-    await kit.aclose()
 
 
 # -- health-v1 -------------------------------------------------------------------------------
@@ -407,13 +401,19 @@ async def test_server_that_resets_the_connection(make: Make) -> None:
 
 
 async def test_server_going_away_mid_call(make: Make) -> None:
-    oip = OipServicer({"m": True}, delay=5.0)
+    entered = asyncio.Event()
+
+    class Hanging(OipServicer):
+        async def ModelReady(self, request: Any, context: Any) -> Any:
+            entered.set()
+            await asyncio.sleep(5.0)
+            return await super().ModelReady(request, context)
+
     async with contextlib.AsyncExitStack() as stack:
-        server, address = await stack.enter_async_context(serve([oip]))
+        server, address = await stack.enter_async_context(serve([Hanging({"m": True})]))
         strategy = make(target=address, timeout=3.0)
         pending = asyncio.ensure_future(check(strategy, "m"))
-        while not oip.calls["ModelReady"]:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(entered.wait(), 5)
         await server.stop(grace=None)
         result = await pending
     assert result.status is Status.UNHEALTHY
@@ -481,7 +481,9 @@ async def test_tls_with_test_ca(start_server: Serve, make: Make, pki: Pki) -> No
     result = await check(ok, "m")
     assert (result.status, result.detail) == (Status.HEALTHY, "model m ready")
     # The certificate names predictor.example: verify against that name instead of the IP.
-    named = make(target=address, tls={"root_certs": str(pki.ca), "server_name": "predictor.example"})
+    named = make(
+        target=address, tls={"root_certs": str(pki.ca), "server_name": "predictor.example"}
+    )
     assert (await check(named, "m")).status is Status.HEALTHY
 
     for tls in (
@@ -521,6 +523,26 @@ async def test_mutual_tls(start_server: Serve, make: Make, pki: Pki) -> None:
     result = await check(make(target=address, tls={"root_certs": str(pki.ca)}), "m")
     assert result.status is Status.UNHEALTHY
     assert result.detail.startswith("TLS failure"), result.detail
+
+
+async def test_unreadable_certificate_is_unhealthy_until_it_appears(
+    start_server: Serve, pki: Pki, tmp_path: Path
+) -> None:
+    _, address = await start_server(OipServicer({"m": True}), credentials=pki.server_credentials())
+    mounted = tmp_path / "ca.pem"
+    registry = StrategyRegistry(entry_points=False, disabled=())
+    bad = {"strategy": "grpc", "target": address, "tls": {"root_certs": str(mounted)}}
+    raw = {"models": {"m": {"health_check": bad}, "n": {"health_check": {"strategy": "noop"}}}}
+    async with HealthKit.from_config(raw, registry=registry) as kit:
+        # The other models start and work; this one says what is wrong.
+        assert (await kit.acheck("n")).status is Status.HEALTHY
+        result = await kit.acheck("m")
+        assert result.status is Status.UNHEALTHY
+        assert result.detail.startswith("TLS setup failed: tls.root_certs: cannot read ")
+        assert str(mounted) in result.detail
+        # A secret mounted later is picked up by the next check.
+        mounted.write_bytes(pki.ca.read_bytes())
+        assert (await kit.acheck("m")).status is Status.HEALTHY
 
 
 # -- through the facade ----------------------------------------------------------------------

@@ -67,7 +67,7 @@ class Served:
 
 @pytest.fixture
 def predictor() -> Iterator[OipServer]:
-    with OipServer({"alpha": "ready", "beta": "ready"}) as server:
+    with OipServer({"alpha": "ready", "beta": "ready", "gamma": "ready"}) as server:
         yield server
 
 
@@ -85,7 +85,12 @@ def write_config(tmp_path: Path, url: str) -> Path:
                         "timeout": 0.5,
                     }
                 },
-                "models": {"alpha": {}, "beta": {"health_check": {"batch": True}}},
+                # beta and gamma share a batch instance: one repository index call for both.
+                "models": {
+                    "alpha": {},
+                    "beta": {"health_check": {"batch": True}},
+                    "gamma": {"health_check": {"batch": True}},
+                },
             }
         )
     )
@@ -95,9 +100,13 @@ def write_config(tmp_path: Path, url: str) -> Path:
 async def test_serve_answers_readiness_health_and_metrics(
     predictor: OipServer, tmp_path: Path
 ) -> None:
-    served = Served(write_config(tmp_path, predictor.url), "--log-level", "warning", tmp_path=tmp_path)
+    served = Served(
+        write_config(tmp_path, predictor.url), "--log-level", "warning", tmp_path=tmp_path
+    )
     try:
-        assert served.banner.startswith("healthkit: serving 2 models on http://127.0.0.1:"), served.stderr
+        assert served.banner.startswith("healthkit: serving 3 models on http://127.0.0.1:"), (
+            served.stderr
+        )
         async with httpx.AsyncClient(base_url=served.url, timeout=5) as client:
             assert (await client.get("/livez")).json() == {"live": True}
             await poll(client, "/readyz", lambda r: r.status_code == 200)
@@ -131,7 +140,7 @@ async def test_serve_show_details_always(predictor: OipServer, tmp_path: Path) -
             response = await poll(client, "/health", lambda r: r.json()["ready"] is True)
             models = response.json()["models"]
             assert isinstance(models, dict)
-            assert set(models) == {"alpha", "beta"}
+            assert set(models) == {"alpha", "beta", "gamma"}
             assert models["beta"]["last"]["detail"] == "READY in repository index"
     finally:
         served.stop()
@@ -139,7 +148,9 @@ async def test_serve_show_details_always(predictor: OipServer, tmp_path: Path) -
 
 def test_serve_bad_config_exits_3_with_the_path(tmp_path: Path) -> None:
     path = tmp_path / "bad.json"
-    path.write_text(json.dumps({"models": {"m": {"health_check": {"strategy": "http", "period": -1}}}}))
+    path.write_text(
+        json.dumps({"models": {"m": {"health_check": {"strategy": "http", "period": -1}}}})
+    )
     result = subprocess.run(
         [sys.executable, "-c", MAIN, "serve", str(path), "--port", "0"],
         capture_output=True,

@@ -161,3 +161,14 @@ async def test_guard_lets_cancellation_through() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+def test_error_info_borrows_the_message_of_a_silent_exceptions_cause() -> None:
+    try:
+        try:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        except OSError as inner:
+            raise EOFError() from inner
+    except EOFError as exc:
+        info = ErrorInfo.from_exception(exc)
+    assert info == ErrorInfo(type="EOFError", message="[Errno 104] Connection reset by peer")

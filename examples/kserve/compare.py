@@ -95,21 +95,51 @@ class Pair:
         }
         self._spawn(
             "predictor",
-            ["--http_port", str(p["p_http"]), "--grpc_port", str(p["p_grpc"]),
-             "--models", "iris,digits,ensemble"],
+            [
+                "--http_port",
+                str(p["p_http"]),
+                "--grpc_port",
+                str(p["p_grpc"]),
+                "--models",
+                "iris,digits,ensemble",
+            ],
             env,
         )
-        args = ["--http_port", str(p["t_http"]), "--grpc_port", str(p["t_grpc"]),
-                "--models", "iris,digits,ensemble", "--local_models", "echo"]
+        args = [
+            "--http_port",
+            str(p["t_http"]),
+            "--grpc_port",
+            str(p["t_grpc"]),
+            "--models",
+            "iris,digits,ensemble",
+            "--local_models",
+            "echo",
+        ]
         if self.mode == "kserve-rest":
-            args += ["--predictor_host", env["PREDICTOR_HTTP"], "--predictor_protocol", "v2",
-                     "--enable_predictor_health_check"]
+            args += [
+                "--predictor_host",
+                env["PREDICTOR_HTTP"],
+                "--predictor_protocol",
+                "v2",
+                "--enable_predictor_health_check",
+            ]
         elif self.mode == "kserve-grpc":
-            args += ["--predictor_host", env["PREDICTOR_GRPC"], "--predictor_protocol", "grpc-v2",
-                     "--enable_predictor_health_check"]
+            args += [
+                "--predictor_host",
+                env["PREDICTOR_GRPC"],
+                "--predictor_protocol",
+                "grpc-v2",
+                "--enable_predictor_health_check",
+            ]
         else:
-            args += ["--predictor_host", env["PREDICTOR_HTTP"], "--predictor_protocol", "v1",
-                     "--healthkit_config", str(HERE / "healthkit.toml")]
+            args += [
+                "--predictor_host",
+                env["PREDICTOR_HTTP"],
+                "--predictor_protocol",
+                "v1",
+                "--healthkit_config",
+                str(HERE / "healthkit.toml"),
+            ]
         self._spawn("transformer", args, env)
 
     def stop(self) -> None:
@@ -160,7 +190,9 @@ class Probe:
             if model is None:
                 reply = await self.stub.ServerReady(self.pb.ServerReadyRequest(), timeout=PATIENCE)
             else:
-                reply = await self.stub.ModelReady(self.pb.ModelReadyRequest(name=model), timeout=PATIENCE)
+                reply = await self.stub.ModelReady(
+                    self.pb.ModelReadyRequest(name=model), timeout=PATIENCE
+                )
             outcome = "ready" if reply.ready else "not ready"
         except grpc.aio.AioRpcError as exc:
             outcome = exc.code().name
@@ -197,6 +229,14 @@ class Probe:
             await asyncio.sleep(0.05)
         return None
 
+    async def until_all(self, paths: list[str], code: str, limit: float) -> dict[str, str]:
+        """For each path (polled concurrently): seconds until it answers ``code``."""
+        found = await asyncio.gather(*(self.until(p, code, limit) for p in paths))
+        return {
+            f"time to {code}: {p}": "never" if t is None else f"{t:.2f} s"
+            for p, t in zip(paths, found, strict=True)
+        }
+
 
 @contextlib.asynccontextmanager
 async def running(mode: str, logs: Path) -> AsyncIterator[Probe]:
@@ -219,13 +259,14 @@ def fmt(outcome: tuple[str, float]) -> str:
 
 
 async def snapshot(probe: Probe) -> dict[str, str]:
-    row: dict[str, str] = {"/v2/health/ready": fmt(await probe.rest("/v2/health/ready"))}
-    for m in MODELS:
-        row[f"/v2/models/{m}/ready"] = fmt(await probe.rest(f"/v2/models/{m}/ready"))
-    row["/v1/models/iris"] = fmt(await probe.rest("/v1/models/iris"))
-    row["gRPC ServerReady"] = fmt(await probe.grpc_ready(None))
-    row["gRPC ModelReady(iris)"] = fmt(await probe.grpc_ready("iris"))
-    row["gRPC ModelReady(echo)"] = fmt(await probe.grpc_ready("echo"))
+    """Every readiness answer of the transformer, asked concurrently."""
+    paths = ["/v2/health/ready", *(f"/v2/models/{m}/ready" for m in MODELS), "/v1/models/iris"]
+    rest = await asyncio.gather(*(probe.rest(p) for p in paths))
+    grpc_models: list[str | None] = [None, "iris", "digits", "echo"]
+    grpc_outcomes = await asyncio.gather(*(probe.grpc_ready(m) for m in grpc_models))
+    row = {p: fmt(o) for p, o in zip(paths, rest, strict=True)}
+    for m, o in zip(grpc_models, grpc_outcomes, strict=True):
+        row["gRPC ServerReady" if m is None else f"gRPC ModelReady({m})"] = fmt(o)
     return row
 
 
@@ -235,7 +276,9 @@ async def burst(probe: Probe, n: int) -> dict[str, str]:
     outcomes = await asyncio.gather(*(probe.rest("/v2/models/iris/ready") for _ in range(n)))
     elapsed = time.perf_counter() - start
     after = (await probe.stats())["health_requests"]
-    delta = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)}
+    delta = {
+        k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)
+    }
     codes = Counter(code for code, _ in outcomes)
     return {
         "answers": ", ".join(f"{c}x{k}" for k, c in sorted(codes.items())),
@@ -259,14 +302,12 @@ async def measure(mode: str, n: int, logs: Path) -> dict[str, dict[str, str]]:
 
         table[f"burst of {n} GET /v2/models/iris/ready"] = await burst(probe, n)
 
+        watched = ["/v2/health/ready", *(f"/v2/models/{m}/ready" for m in MODELS)]
         pred = probe.pair.predictor
         os.kill(pred.pid, signal.SIGSTOP)
         try:
-            row = {}
-            start = time.perf_counter()
-            row["/v2/health/ready (first)"] = fmt(await probe.rest("/v2/health/ready"))
-            t = await probe.until("/v2/models/iris/ready", "503", limit=PATIENCE)
-            row["time to 503 (iris)"] = "never" if t is None else f"{time.perf_counter() - start:.2f} s"
+            row = {"/v2/health/ready (first answer)": fmt(await probe.rest("/v2/health/ready"))}
+            row.update(await probe.until_all(watched, "503", limit=PATIENCE))
             row.update(await snapshot(probe))
             table["predictor hung (SIGSTOP)"] = row
         finally:
@@ -275,10 +316,8 @@ async def measure(mode: str, n: int, logs: Path) -> dict[str, dict[str, str]]:
 
         pred.kill()
         pred.wait(timeout=5)
-        row = {}
-        start = time.perf_counter()
-        t = await probe.until("/v2/models/iris/ready", "503")
-        row["time to 503 (iris)"] = "never" if t is None else f"{time.perf_counter() - start:.2f} s"
+        row = {"/v2/health/ready (first answer)": fmt(await probe.rest("/v2/health/ready"))}
+        row.update(await probe.until_all(watched, "503", limit=PATIENCE))
         row.update(await snapshot(probe))
         table["predictor killed (SIGKILL)"] = row
     return table
@@ -309,7 +348,11 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--logs", default=None, help="folder for the processes' logs")
     args, _ = parser.parse_known_args()
-    logs = Path(args.logs) if args.logs else Path(os.environ.get("TMPDIR", "/tmp")) / "healthkit-kserve-compare"
+    logs = (
+        Path(args.logs)
+        if args.logs
+        else Path(os.environ.get("TMPDIR", "/tmp")) / "healthkit-kserve-compare"
+    )
     logs.mkdir(parents=True, exist_ok=True)
     results = {}
     for mode in args.modes.split(","):

@@ -78,7 +78,9 @@ class CountingDataPlane(DataPlane):
         self.health_requests[SERVER] += 1
         return await super().ready()
 
-    async def model_ready(self, model_name: str, disable_predictor_health_check: bool = False) -> bool:
+    async def model_ready(
+        self, model_name: str, disable_predictor_health_check: bool = False
+    ) -> bool:
         # KServe calls this with ``True`` on every inference request: those are not health checks.
         if disable_predictor_health_check:
             self.inference_requests[model_name] += 1
@@ -87,14 +89,17 @@ class CountingDataPlane(DataPlane):
         return await super().model_ready(model_name, disable_predictor_health_check)
 
 
-def add_demo_routes(server: kserve.ModelServer, models: dict[str, SumModel], plane: CountingDataPlane) -> None:
+def add_demo_routes(
+    server: kserve.ModelServer, models: dict[str, SumModel], plane: CountingDataPlane
+) -> None:
     async def stats() -> dict[str, Any]:
         return {
             "pid": os.getpid(),
             "health_requests": dict(plane.health_requests),
             "inference_requests": dict(plane.inference_requests),
             "models": {
-                name: {"ready": m.ready, "health_delay": m.health_delay} for name, m in models.items()
+                name: {"ready": m.ready, "health_delay": m.health_delay}
+                for name, m in models.items()
             },
         }
 
@@ -113,7 +118,9 @@ def add_demo_routes(server: kserve.ModelServer, models: dict[str, SumModel], pla
 
 def main() -> None:
     parser = argparse.ArgumentParser(parents=[kserve_parser])
-    parser.add_argument("--models", default="iris,digits,ensemble", help="comma-separated model names")
+    parser.add_argument(
+        "--models", default="iris,digits,ensemble", help="comma-separated model names"
+    )
     args, _ = parser.parse_known_args()
 
     models = {name: SumModel(name) for name in args.models.split(",") if name}

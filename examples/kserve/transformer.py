@@ -59,9 +59,15 @@ class Echo(kserve.Model):
 
 def main() -> None:
     parser = argparse.ArgumentParser(parents=[kserve_parser])
-    parser.add_argument("--models", default="iris,digits,ensemble", help="models served by the predictor")
-    parser.add_argument("--local_models", default="echo", help="models the transformer serves itself")
-    parser.add_argument("--healthkit_config", default=None, help="healthkit config (TOML, YAML, JSON)")
+    parser.add_argument(
+        "--models", default="iris,digits,ensemble", help="models served by the predictor"
+    )
+    parser.add_argument(
+        "--local_models", default="echo", help="models the transformer serves itself"
+    )
+    parser.add_argument(
+        "--healthkit_config", default=None, help="healthkit config (TOML, YAML, JSON)"
+    )
     args, _ = parser.parse_known_args()
 
     models: list[kserve.Model] = [Transformer(n) for n in args.models.split(",") if n]

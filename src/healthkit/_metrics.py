@@ -56,7 +56,9 @@ class _StateCollector(Collector):
             "healthkit_checks_in_flight", "Upstream checks running now.", value=stats.in_flight
         )
         yield GaugeMetricFamily(
-            "healthkit_monitor_live", "1 while the monitor runs.", value=1 if monitor.is_live() else 0
+            "healthkit_monitor_live",
+            "1 while the monitor runs.",
+            value=1 if monitor.is_live() else 0,
         )
         yield CounterMetricFamily(
             "healthkit_coalesced",
@@ -64,10 +66,14 @@ class _StateCollector(Collector):
             value=stats.coalesced,
         )
         yield CounterMetricFamily(
-            "healthkit_cache_hits", "On-demand callers answered from the cache.", value=stats.cache_hits
+            "healthkit_cache_hits",
+            "On-demand callers answered from the cache.",
+            value=stats.cache_hits,
         )
         yield CounterMetricFamily(
-            "healthkit_check_timeouts", "Checks cut by the monitor's deadline.", value=stats.timeouts
+            "healthkit_check_timeouts",
+            "Checks cut by the monitor's deadline.",
+            value=stats.timeouts,
         )
 
 

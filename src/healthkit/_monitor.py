@@ -1,17 +1,23 @@
 """The monitor: cached, coalesced on-demand checks and thresholded background probing.
 
 One scheduler task keeps a heap of due times, one entry per model. When models
-come due it starts one probe task per model, or one batch task per shared
-:class:`BatchStrategy` instance, all drawing on one global budget of in-flight
-checks. Every upstream check runs once per ``(instance, target)`` key however
-many callers want it (single-flight), its result is cached for ``cache_ttl``,
-and it is observed exactly once by the model's threshold state machine.
+come due it submits one check per model, or one batch check per shared
+:class:`BatchStrategy` instance, to a job runner with one global budget of
+in-flight checks. Every upstream check runs once per ``(instance, target)`` key
+however many callers want it (single-flight), its result is cached for
+``cache_ttl``, and it is observed exactly once by the model's threshold state
+machine.
+
+The runner is callback-driven (a task per check, a timer per deadline, no
+coroutine waiting on either) because ten thousand models at a ten-second period
+mean a thousand checks a second, and the event loop's time is the budget.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import datetime as dt
 import heapq
 import inspect
@@ -109,7 +115,10 @@ class _ModelState:
     successes: int = 0
     failures: int = 0
     last: CheckResult | None = None
-    history: collections.deque[Transition] = attrs.field(factory=collections.deque)
+    #: Created at the first transition: ten thousand quiet models need no deques.
+    history: collections.deque[Transition] | None = None
+    #: Loop time until which ``last`` answers on-demand checks (the model's own cache entry).
+    fresh_until: float = -math.inf
     #: Loop time of the next probe (``inf`` while a probe runs or before start).
     due: float = math.inf
     #: Bumped whenever the queued heap entry is superseded.
@@ -137,8 +146,22 @@ class _Cached:
     expires: float
 
 
-class _Timeout(Exception):
-    pass
+@attrs.define(eq=False)
+class _Job:
+    """One upstream call (a check, or a batch of them) for the runner."""
+
+    strategy: str
+    deadline: float
+    #: Creates the coroutine to run; called when the budget allows.
+    make: Callable[[], Coroutine[Any, Any, Any]]
+    #: ``done(value, error, timed_out, elapsed)``, called exactly once.
+    done: Callable[[Any, BaseException | None, bool, float], None]
+    targets: int = 1
+    batch: bool = False
+    started: float = 0.0
+    finished: bool = False
+    task: asyncio.Future[Any] = attrs.field(init=False)
+    timer: asyncio.TimerHandle = attrs.field(init=False)
 
 
 def deadline_for(spec: StrategySpec, settings: MonitorSettings) -> float:
@@ -148,7 +171,8 @@ def deadline_for(spec: StrategySpec, settings: MonitorSettings) -> float:
     its own timeout report it, with its better message, before the monitor cuts it.
     """
     attempts = int(getattr(spec.config, "retries", 0) or 0) + 1
-    gap = float(getattr(spec.config, "backoff_max", 0.0) or 0.0) + float(getattr(spec.config, "backoff", 0.0) or 0.0)
+    gap = float(getattr(spec.config, "backoff_max", 0.0) or 0.0)
+    gap += float(getattr(spec.config, "backoff", 0.0) or 0.0)  # the jitter on top
     backoff = gap * (attempts - 1)
     return settings.timeout * attempts + backoff + min(0.1 * settings.timeout, 0.25)
 
@@ -164,7 +188,9 @@ def _timeout_result(name: str, target: Target, deadline: float, elapsed: float) 
     )
 
 
-def _failed(name: str, target: Target, detail: str, error: ErrorInfo, elapsed: float) -> CheckResult:
+def _failed(
+    name: str, target: Target, detail: str, error: ErrorInfo, elapsed: float
+) -> CheckResult:
     return CheckResult(
         status=Status.UNHEALTHY,
         strategy=name,
@@ -173,6 +199,62 @@ def _failed(name: str, target: Target, detail: str, error: ErrorInfo, elapsed: f
         detail=detail,
         error=error,
     )
+
+
+def _batch_results(
+    name: str,
+    targets: Sequence[Target],
+    answers: Any,
+    error: BaseException | None,
+    timed_out: bool,
+    deadline: float,
+) -> list[CheckResult]:
+    """One result per target from whatever ``acheck_many`` did (or failed to do)."""
+    failure: tuple[str, ErrorInfo] | None = None
+    if timed_out:
+        failure = (
+            f"batch check timed out after {deadline:g}s (cut by the monitor)",
+            ErrorInfo(type="TimeoutError", message=f"no answer within {deadline:g}s"),
+        )
+    elif error is not None:
+        failure = (
+            f"batch check raised {type(error).__name__}: {error}",
+            ErrorInfo.from_exception(error),
+        )
+    elif not isinstance(answers, Mapping):
+        failure = (
+            f"acheck_many returned {type(answers).__name__}, not a mapping",
+            ErrorInfo(type="TypeError", message="acheck_many() must return a mapping"),
+        )
+    out: list[CheckResult] = []
+    for target in targets:
+        if failure is not None:
+            out.append(_failed(name, target, failure[0], failure[1], 0.0))
+            continue
+        result = answers.get(target)
+        if isinstance(result, CheckResult):
+            out.append(result)
+        elif result is None:
+            out.append(
+                _failed(
+                    name,
+                    target,
+                    f"batch answer has no result for {target}",
+                    ErrorInfo(type="KeyError", message=f"no result for {target}"),
+                    0.0,
+                )
+            )
+        else:
+            out.append(
+                _failed(
+                    name,
+                    target,
+                    f"batch answer for {target} is {type(result).__name__}, not a CheckResult",
+                    ErrorInfo(type="TypeError", message="acheck_many() values must be results"),
+                    0.0,
+                )
+            )
+    return out
 
 
 def _percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -223,13 +305,14 @@ class Monitor:
         self._batch_capable: dict[StrategySpec, bool] = {}
         self._heap: list[tuple[float, int, str, int]] = []
         self._seq = itertools.count()
-        # Primitives bind to a loop on first use (Python >= 3.10), so creating them here is safe.
-        self._budget = asyncio.Semaphore(max_in_flight)
+        # An Event binds to a loop on first use (Python >= 3.10): creating it here is safe.
         self._wake = asyncio.Event()
         self._sleep_until = math.inf
         self._scheduler: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
         self._abandoned: set[asyncio.Future[Any]] = set()
+        self._queue: collections.deque[_Job] = collections.deque()
+        self._running: set[_Job] = set()
         self._started = False
         self._closed = False
         self._in_flight = 0
@@ -260,15 +343,20 @@ class Monitor:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for fut in list(self._inflight.values()):
-            fut.cancel()
+        self._queue.clear()
+        for job in list(self._running):
+            job.finished = True
+            job.timer.cancel()
+            self._abandon(job.task)
+        self._running.clear()
+        for fut in self._inflight.values():
+            if not fut.done():
+                fut.set_exception(ClosedError("monitor closed while the check ran"))
+                fut.exception()  # retrieved: nobody may be waiting for it
         self._inflight.clear()
         if self._abandoned:
-            # Checks that ignored cancellation once get one more chance to end cleanly.
-            pending = list(self._abandoned)
-            for task in pending:
-                task.cancel()
-            _, still = await asyncio.wait(pending, timeout=_ABANDON_GRACE)
+            # Checks get a moment to end after cancellation (one that ignores it, more).
+            _, still = await asyncio.wait(list(self._abandoned), timeout=_ABANDON_GRACE)
             if still:
                 log.warning("%d check(s) ignored cancellation and are still running", len(still))
         await self._kit.aclose()
@@ -331,7 +419,7 @@ class Monitor:
 
     def history(self, model: str) -> Sequence[Transition]:
         """The model's most recent transitions, oldest first (bounded)."""
-        return tuple(self._state(model).history)
+        return tuple(self._state(model).history or ())
 
     def stats(self) -> MonitorStats:
         samples = sorted(self._lateness)
@@ -363,7 +451,7 @@ class Monitor:
         self._listeners.remove(listener)
 
     def _add_check_hook(self, hook: CheckHook) -> None:
-        """Internal (metrics): ``hook(strategy, seconds, targets, batch)`` after every upstream call."""
+        """Internal (metrics): ``hook(strategy, seconds, targets, batch)`` after each call."""
         self._check_hooks.append(hook)
 
     # -- on demand -------------------------------------------------------------------
@@ -380,22 +468,25 @@ class Monitor:
             raise ClosedError("monitor is closed")
         await self._kit.astart()
         st = self._state(model)  # a reload may have run while the kit started
-        target = st.target
-        if version is not None and version != st.config.version:
-            target = Target(model=model, version=version)
+        now = asyncio.get_running_loop().time()
         spec = st.config.check
+        if version is None or version == st.config.version:
+            target = st.target
+            if st.last is not None and st.fresh_until > now:
+                self._counts["cache_hits"] += 1
+                return st.last
+        else:
+            target = Target(model=model, version=version)
+            cached = self._cache.get((spec, target))
+            if cached is not None and cached.expires > now:
+                self._counts["cache_hits"] += 1
+                return cached.result
         key = (spec, target)
-        cached = self._cache.get(key)
-        if cached is not None and cached.expires > asyncio.get_running_loop().time():
-            self._counts["cache_hits"] += 1
-            return cached.result
         fut = self._inflight.get(key)
         if fut is not None:
             self._counts["coalesced"] += 1
         else:
-            instance = self._kit.resolver.get(model)
-            fut = self._spawn(self._run_single(key, instance, st.settings))
-            self._inflight[key] = fut
+            fut = self._submit_single(key, self._kit.resolver.get(model), st.settings)
         # Shielded: a caller that goes away (a closed HTTP request) must not cancel
         # the check the other callers are waiting for.
         return await asyncio.shield(fut)
@@ -408,18 +499,47 @@ class Monitor:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _with_deadline(self, awaitable: Awaitable[T], deadline: float) -> T:
-        """Await ``awaitable`` for at most ``deadline`` seconds, even if it ignores cancellation."""
-        task = asyncio.ensure_future(awaitable)
+    def _submit(self, job: _Job) -> None:
+        if self._in_flight < self._max_in_flight:
+            self._launch(job)
+        else:
+            self._queue.append(job)
+
+    def _launch(self, job: _Job) -> None:
+        loop = asyncio.get_running_loop()
+        self._in_flight += 1
+        self._counts["checks"] += 1
+        job.started = time.perf_counter()
+        # The deadline starts when the check does, not while it queued for the budget.
+        job.timer = loop.call_later(job.deadline, self._expire, job)
+        self._running.add(job)
         try:
-            done, _ = await asyncio.wait((task,), timeout=deadline)
-        except asyncio.CancelledError:
-            self._abandon(task)
-            raise
-        if not done:
-            self._abandon(task)
-            raise _Timeout()
-        return task.result()
+            job.task = asyncio.ensure_future(job.make())
+        except Exception as exc:  # a plugin method that is not async, or fails to start
+            job.task = loop.create_future()
+            job.task.cancel()
+            job.timer.cancel()
+            self._end(job, None, exc)
+            return
+        job.task.add_done_callback(lambda task: self._task_done(job, task))
+
+    def _task_done(self, job: _Job, task: asyncio.Future[Any]) -> None:
+        if job.finished:  # cut by its deadline, or the monitor closed: already answered
+            return
+        job.timer.cancel()
+        if task.cancelled():
+            self._end(job, None, asyncio.CancelledError("check was cancelled"))
+        elif task.exception() is not None:
+            self._end(job, None, task.exception())
+        else:
+            self._end(job, task.result(), None)
+
+    def _expire(self, job: _Job) -> None:
+        if job.finished:
+            return
+        self._counts["timeouts"] += 1
+        self._abandon(job.task)
+        self._end(job, None, None, timed_out=True)
 
     def _abandon(self, task: asyncio.Future[Any]) -> None:
         # Not awaited: a check that swallows cancellation must not hold the monitor.
@@ -433,138 +553,96 @@ class Monitor:
         if not task.cancelled() and task.exception() is not None:
             log.debug("an abandoned check ended with %r", task.exception())
 
-    async def _run_single(
-        self, key: _Key, instance: Strategy, settings: MonitorSettings
-    ) -> CheckResult:
-        spec, target = key
-        deadline = deadline_for(spec, settings)
-        result: CheckResult | None = None
-        try:
-            async with self._budget:
-                self._in_flight += 1
-                self._counts["checks"] += 1
-                start = time.perf_counter()
-                try:
-                    result = await self._with_deadline(
-                        guarded_check(instance, spec.strategy, target), deadline
-                    )
-                except _Timeout:
-                    self._counts["timeouts"] += 1
-                    result = _timeout_result(
-                        spec.strategy, target, deadline, time.perf_counter() - start
-                    )
-                finally:
-                    self._in_flight -= 1
-                self._after_call(spec.strategy, time.perf_counter() - start, 1, False)
-            return result
-        finally:
-            if result is not None:
-                self._complete(key, result, settings)
-            elif self._inflight.get(key) is asyncio.current_task():
-                del self._inflight[key]
-
-    async def _run_batch(
-        self, spec: StrategySpec, instance: BatchStrategy, members: list[_ModelState]
+    def _end(
+        self, job: _Job, value: Any, error: BaseException | None, *, timed_out: bool = False
     ) -> None:
-        """Probe ``members`` (all sharing ``instance``) with one ``acheck_many`` call."""
+        job.finished = True
+        self._running.discard(job)
+        self._in_flight -= 1
+        elapsed = time.perf_counter() - job.started
+        self._after_call(job.strategy, elapsed, job.targets, job.batch)
+        try:
+            job.done(value, error, timed_out, elapsed)
+        except Exception:
+            log.exception("finishing a %r check failed", job.strategy)
+        while self._queue and self._in_flight < self._max_in_flight and not self._closed:
+            self._launch(self._queue.popleft())
+
+    def _submit_single(
+        self, key: _Key, instance: Strategy, settings: MonitorSettings
+    ) -> asyncio.Future[CheckResult]:
+        """Start (or queue) one check of ``key``; its future is the key's in-flight entry."""
+        spec, target = key
+        fut: asyncio.Future[CheckResult] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = fut
+        deadline = deadline_for(spec, settings)
+
+        def done(value: Any, error: BaseException | None, timed_out: bool, elapsed: float) -> None:
+            if timed_out:
+                result = _timeout_result(spec.strategy, target, deadline, elapsed)
+            elif isinstance(value, CheckResult):
+                result = value  # guarded_check turned errors and garbage into results
+            else:
+                detail = "check was cancelled" if error is None else f"check failed: {error!r}"
+                result = _failed(
+                    spec.strategy,
+                    target,
+                    detail,
+                    ErrorInfo(type=type(error).__name__, message=str(error) or detail),
+                    elapsed,
+                )
+            self._settle(key, fut, result, settings)
+
+        self._submit(
+            _Job(
+                strategy=spec.strategy,
+                deadline=deadline,
+                make=lambda: guarded_check(instance, spec.strategy, target),
+                done=done,
+            )
+        )
+        return fut
+
+    def _submit_batch(
+        self, spec: StrategySpec, instance: BatchStrategy, members: list[_ModelState]
+    ) -> list[asyncio.Future[CheckResult]]:
+        """One ``acheck_many`` for ``members``; returns each member's in-flight future."""
         loop = asyncio.get_running_loop()
-        start_loop = loop.time()
-        own: dict[_Key, tuple[_ModelState, asyncio.Future[CheckResult]]] = {}
-        joined: list[asyncio.Future[CheckResult]] = []
+        futures: list[asyncio.Future[CheckResult]] = []
+        own: dict[_Key, tuple[MonitorSettings, asyncio.Future[CheckResult]]] = {}
         for st in members:
             key = (spec, st.target)
             existing = self._inflight.get(key)
-            if existing is not None:
-                joined.append(existing)
-            else:
-                fut: asyncio.Future[CheckResult] = loop.create_future()
-                self._inflight[key] = fut
-                own[key] = (st, fut)
-        try:
-            if own:
-                results = await self._call_batch(spec, instance, own)
-                for key, (st, fut) in own.items():
-                    result = results[key]
-                    if not fut.done():
-                        fut.set_result(result)
-                    self._complete(key, result, st.settings)
-            if joined:
-                await asyncio.gather(*(asyncio.shield(f) for f in joined), return_exceptions=True)
-        finally:
-            for key, (_, fut) in own.items():
-                if not fut.done():
-                    fut.cancel()
-                if self._inflight.get(key) is fut:
-                    del self._inflight[key]
-            for st in members:
-                self._probe_done(st, start_loop)
-
-    async def _call_batch(
-        self,
-        spec: StrategySpec,
-        instance: BatchStrategy,
-        own: Mapping[_Key, tuple[_ModelState, asyncio.Future[CheckResult]]],
-    ) -> dict[_Key, CheckResult]:
+            if existing is None:
+                existing = loop.create_future()
+                self._inflight[key] = existing
+                own[key] = (st.settings, existing)
+            futures.append(existing)
+        if not own:
+            return futures
         targets = [key[1] for key in own]
-        deadline = max(deadline_for(spec, st.settings) for st, _ in own.values())
-        name = spec.strategy
-        async with self._budget:
-            self._in_flight += 1
-            self._counts["checks"] += 1
-            self._counts["batches"] += 1
-            self._counts["batched_targets"] += len(targets)
-            start = time.perf_counter()
-            failure: tuple[str, ErrorInfo] | None = None
-            answers: Any = None
-            try:
-                answers = await self._with_deadline(instance.acheck_many(targets), deadline)
-            except _Timeout:
-                self._counts["timeouts"] += 1
-                failure = (
-                    f"batch check timed out after {deadline:g}s (cut by the monitor)",
-                    ErrorInfo(type="TimeoutError", message=f"no answer within {deadline:g}s"),
-                )
-            except Exception as exc:  # a failing batch is a result for every target
-                failure = (
-                    f"batch check raised {type(exc).__name__}: {exc}",
-                    ErrorInfo.from_exception(exc),
-                )
-            finally:
-                self._in_flight -= 1
-            elapsed = time.perf_counter() - start
-            self._after_call(name, elapsed, len(targets), True)
-        out: dict[_Key, CheckResult] = {}
-        if failure is None and not isinstance(answers, Mapping):
-            failure = (
-                f"acheck_many returned {type(answers).__name__}, not a mapping",
-                ErrorInfo(type="TypeError", message="acheck_many() must return a mapping"),
+        deadline = max(deadline_for(spec, settings) for settings, _ in own.values())
+
+        def done(value: Any, error: BaseException | None, timed_out: bool, elapsed: float) -> None:
+            results = _batch_results(spec.strategy, targets, value, error, timed_out, deadline)
+            for (key, (settings, fut)), result in zip(own.items(), results, strict=True):
+                if not result.latency:
+                    result = attrs.evolve(result, latency=elapsed)
+                self._settle(key, fut, result, settings)
+
+        self._counts["batches"] += 1
+        self._counts["batched_targets"] += len(targets)
+        self._submit(
+            _Job(
+                strategy=spec.strategy,
+                deadline=deadline,
+                make=lambda: instance.acheck_many(targets),
+                done=done,
+                targets=len(targets),
+                batch=True,
             )
-        for key in own:
-            target = key[1]
-            if failure is not None:
-                out[key] = _failed(name, target, failure[0], failure[1], elapsed)
-                continue
-            assert isinstance(answers, Mapping)
-            result = answers.get(target)
-            if isinstance(result, CheckResult):
-                out[key] = result if result.latency else attrs.evolve(result, latency=elapsed)
-            elif result is None:
-                out[key] = _failed(
-                    name,
-                    target,
-                    f"batch answer has no result for {target}",
-                    ErrorInfo(type="KeyError", message=f"no result for {target}"),
-                    elapsed,
-                )
-            else:
-                out[key] = _failed(
-                    name,
-                    target,
-                    f"batch answer for {target} is {type(result).__name__}, not a CheckResult",
-                    ErrorInfo(type="TypeError", message="acheck_many() values must be CheckResults"),
-                    elapsed,
-                )
-        return out
+        )
+        return futures
 
     def _after_call(self, strategy: str, seconds: float, targets: int, batch: bool) -> None:
         for hook in self._check_hooks:
@@ -573,19 +651,29 @@ class Monitor:
             except Exception:
                 log.exception("check hook failed")
 
-    def _complete(self, key: _Key, result: CheckResult, settings: MonitorSettings) -> None:
-        """Cache a finished check and let the model it belongs to observe it, once."""
+    def _settle(
+        self,
+        key: _Key,
+        fut: asyncio.Future[CheckResult],
+        result: CheckResult,
+        settings: MonitorSettings,
+    ) -> None:
+        """Cache a finished check, let its model observe it (once), then wake the callers."""
         spec, target = key
-        # Only one check per key is ever in flight, and it is the one completing here.
-        self._inflight.pop(key, None)
-        loop = asyncio.get_running_loop()
-        if settings.cache_ttl > 0:
-            self._cache[key] = _Cached(result=result, expires=loop.time() + settings.cache_ttl)
-            if len(self._cache) > 2 * len(self._states) + 1024:
-                self._prune_cache(loop.time())
+        if self._inflight.get(key) is fut:
+            del self._inflight[key]
+        now = asyncio.get_running_loop().time()
         st = self._states.get(target.model) if target.model is not None else None
         if st is not None and st.config.check == spec and st.target == target:
+            # The model's own target: its last result is its cache entry.
             self._observe(st, result)
+            st.fresh_until = now + settings.cache_ttl
+        elif settings.cache_ttl > 0:
+            self._cache[key] = _Cached(result=result, expires=now + settings.cache_ttl)
+            if len(self._cache) > 1024:
+                self._prune_cache(now)
+        if not fut.done():
+            fut.set_result(result)
 
     def _prune_cache(self, now: float) -> None:
         live = set(self._by_spec)
@@ -627,9 +715,9 @@ class Monitor:
         tr = Transition(
             model=st.name, old=old, new=new, result=result, at=dt.datetime.now(dt.timezone.utc)
         )
+        if st.history is None:
+            st.history = collections.deque(maxlen=self._history_size)
         st.history.append(tr)
-        while len(st.history) > self._history_size:
-            st.history.popleft()
         level = logging.INFO if new.is_ok else logging.WARNING
         log.log(level, "model %r: %s -> %s (%s)", st.name, old.value, new.value, result.detail)
         for listener in list(self._listeners):
@@ -686,10 +774,8 @@ class Monitor:
             if not self._heap or self._heap[0][0] > now + _TICK:
                 self._sleep_until = self._heap[0][0] if self._heap else math.inf
                 delay = None if not self._heap else self._heap[0][0] - now
-                try:
+                with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
-                except asyncio.TimeoutError:
-                    pass
                 self._sleep_until = -math.inf
                 continue
             try:
@@ -713,14 +799,13 @@ class Monitor:
             due.append(st)
         groups: dict[StrategySpec, list[_ModelState]] = {}
         for st in due:
-            spec = st.config.check
             instance = self._instance(st)
             if instance is None:
                 self._probe_done(st, now)
-            elif self._is_batch(spec, instance):
-                groups.setdefault(spec, []).append(st)
+            elif self._is_batch(st.config.check, instance):
+                groups.setdefault(st.config.check, []).append(st)
             else:
-                self._spawn(self._probe(st, instance, now))
+                self._probe(st, instance, now)
         for spec, members in groups.items():
             # Members of the group due within half their period come along now:
             # after one round the whole group is probed with one call per period.
@@ -732,15 +817,16 @@ class Monitor:
                     other.generation += 1
                     members.append(other)
             instance = self._instance(members[0])
-            if len(members) == 1 or instance is None:
+            if instance is None:
                 for st in members:
-                    if instance is None:
-                        self._probe_done(st, now)
-                    else:
-                        self._spawn(self._probe(st, instance, now))
+                    self._probe_done(st, now)
+            elif len(members) == 1:
+                self._probe(members[0], instance, now)
             else:
                 assert isinstance(instance, BatchStrategy)
-                self._spawn(self._run_batch(spec, instance, members))
+                futures = self._submit_batch(spec, instance, members)
+                for st, fut in zip(members, futures, strict=True):
+                    self._when_done(fut, st, now)
 
     def _instance(self, st: _ModelState) -> Strategy | None:
         try:
@@ -755,21 +841,16 @@ class Monitor:
             self._batch_capable[spec] = known
         return known
 
-    async def _probe(self, st: _ModelState, instance: Strategy, started: float) -> None:
-        spec = st.config.check
-        key = (spec, st.target)
-        try:
-            fut = self._inflight.get(key)
-            if fut is None:
-                fut = self._spawn(self._run_single(key, instance, st.settings))
-                self._inflight[key] = fut
-            await asyncio.shield(fut)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("probe of model %r failed", st.name)
-        finally:
-            self._probe_done(st, started)
+    def _probe(self, st: _ModelState, instance: Strategy, started: float) -> None:
+        """A background probe: join the key's in-flight check, or start one."""
+        key = (st.config.check, st.target)
+        fut = self._inflight.get(key)
+        if fut is None:
+            fut = self._submit_single(key, instance, st.settings)
+        self._when_done(fut, st, started)
+
+    def _when_done(self, fut: asyncio.Future[CheckResult], st: _ModelState, started: float) -> None:
+        fut.add_done_callback(lambda _: self._probe_done(st, started))
 
     # -- config ------------------------------------------------------------------------
 
@@ -813,12 +894,17 @@ class Monitor:
             st = self._states[name]
             if mc == st.config:
                 continue
-            restart = name in plan.changed or mc.check != st.config.check or mc.version != st.config.version
+            restart = (
+                name in plan.changed
+                or mc.check != st.config.check
+                or mc.version != st.config.version
+            )
             self._index_remove(st.config)
             st.config = mc
             self._by_spec.setdefault(mc.check, set()).add(name)
             if restart:
                 st.successes = st.failures = 0
+                st.fresh_until = -math.inf
                 if st.probing:
                     st.reprobe = True
                 elif self._started:

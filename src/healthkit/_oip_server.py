@@ -190,8 +190,14 @@ class OipServer:
         httpd = _Server((self._host, self._port), _Handler)
         httpd.owner = self
         self._httpd = httpd
-        # serve_forever is ready as soon as the socket listens (bound above).
-        self._thread = threading.Thread(target=httpd.serve_forever, name="oip-server", daemon=True)
+        # serve_forever is ready as soon as the socket listens (bound above). A short poll
+        # interval keeps stop() fast: shutdown() waits for the loop's next poll (0.5 s by default).
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="oip-server",
+            daemon=True,
+        )
         self._thread.start()
         return self
 

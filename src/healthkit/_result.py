@@ -37,7 +37,12 @@ class ErrorInfo:
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> ErrorInfo:
-        return cls(type=type(exc).__name__, message=str(exc) or type(exc).__name__)
+        """The exception's type and message; an empty message borrows its cause's."""
+        seen: BaseException | None = exc
+        while seen is not None and not str(seen):
+            seen = seen.__cause__ or seen.__context__
+        message = str(seen) if seen is not None else type(exc).__name__
+        return cls(type=type(exc).__name__, message=message)
 
 
 def _utcnow() -> dt.datetime:

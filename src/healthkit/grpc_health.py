@@ -20,6 +20,7 @@ Needs the ``grpc`` extra.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
@@ -146,7 +147,7 @@ class StatusBoard:
         for listener in list(self._listeners):
             try:
                 listener(change)
-            except Exception:  # noqa: BLE001 - one bad listener must not starve the others
+            except Exception:  # one bad listener must not starve the others
                 log.exception("status board listener %r failed", listener)
 
     def __repr__(self) -> str:
@@ -286,10 +287,8 @@ class HealthServicer:
             self._wake()
         else:
             # The source changed from another thread: wake the watchers in their own loop.
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody to wake
                 loop.call_soon_threadsafe(self._wake)
-            except RuntimeError:  # the loop closed meanwhile: nobody left to wake
-                pass
 
     def _wake(self) -> None:
         for wakeup in list(self._wakeups):

@@ -28,7 +28,6 @@ class TcpServer:
     def __init__(self, handler: Handler, *, tls: ssl.SSLContext | None = None) -> None:
         self.received: list[bytes] = []
         self._lock = threading.Lock()
-        owner = self
 
         class RequestHandler(socketserver.BaseRequestHandler):
             def handle(self) -> None:
@@ -53,7 +52,9 @@ class TcpServer:
             request_queue_size = 128
 
         self._server = Server(("127.0.0.1", 0), RequestHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
 
     def record(self, data: bytes) -> None:
         with self._lock:

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from healthkit_tcp import TcpConfig, TcpStrategy
+
 from healthkit import ConfigError, Status, StrategyRegistry, Target, guarded_check, load_config
 from healthkit.testing import ResourceSnapshot, SilentServer, wait_released
-from healthkit_tcp import TcpConfig, TcpStrategy
 
 if TYPE_CHECKING:
     from conftest import TcpServer, Tls
@@ -150,7 +151,14 @@ def test_equivalent_spellings_share_one_config() -> None:
     config = load_config(
         {
             "models": {
-                "a": {"health_check": {"strategy": "tcp", "host": "LocalHost", "port": 1, "encoding": "UTF8"}},
+                "a": {
+                    "health_check": {
+                        "strategy": "tcp",
+                        "host": "LocalHost",
+                        "port": 1,
+                        "encoding": "UTF8",
+                    }
+                },
                 "b": {"health_check": {"strategy": "tcp", "port": 1, "host": "localhost "}},
             }
         },
@@ -162,7 +170,18 @@ def test_equivalent_spellings_share_one_config() -> None:
 def test_bad_config_errors_have_paths() -> None:
     with pytest.raises(ConfigError) as info:
         load_config(
-            {"models": {"m": {"health_check": {"strategy": "tcp", "host": "h", "port": 0, "server_name": "x"}}}},
+            {
+                "models": {
+                    "m": {
+                        "health_check": {
+                            "strategy": "tcp",
+                            "host": "h",
+                            "port": 0,
+                            "server_name": "x",
+                        }
+                    }
+                }
+            },
             registry=StrategyRegistry(),
         )
     text = str(info.value)

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
 from healthkit.testing import BadConfig, SilentServer, StrategyConformance
 
 if TYPE_CHECKING:
@@ -37,8 +38,14 @@ class TestTcpConformance(StrategyConformance):
             BadConfig(changes={"timeout": 0}, path="timeout", message="must be > 0"),
             BadConfig(changes={"encoding": "klingon"}, path="encoding", message="unknown encoding"),
             BadConfig(changes={"encoding": "ascii", "expect": "café"}, path="expect"),
-            BadConfig(changes={"ca_bundle": str(tcp_tls.ca_path)}, path="ca_bundle", message="tls = true"),
-            BadConfig(changes={"tls": True, "ca_bundle": "/no/such.pem"}, path="ca_bundle", message="not found"),
+            BadConfig(
+                changes={"ca_bundle": str(tcp_tls.ca_path)}, path="ca_bundle", message="tls = true"
+            ),
+            BadConfig(
+                changes={"tls": True, "ca_bundle": "/no/such.pem"},
+                path="ca_bundle",
+                message="not found",
+            ),
             BadConfig(changes={"send": ""}, path="send", message="must not be empty"),
         ]
 

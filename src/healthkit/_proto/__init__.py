@@ -1,1 +1,1 @@
-"""Generated protobuf code (see README.md here); regenerate with ``python scripts/gen_protos.py``."""
+"""Generated protobuf code (see README.md); regenerate: ``python scripts/gen_protos.py``."""

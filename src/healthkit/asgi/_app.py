@@ -161,7 +161,9 @@ def create_app(
     max_in_flight: int = 64,
     manage_monitor: bool = True,
 ) -> Starlette:
-    monitor = source if isinstance(source, Monitor) else Monitor(source, max_in_flight=max_in_flight)
+    monitor = (
+        source if isinstance(source, Monitor) else Monitor(source, max_in_flight=max_in_flight)
+    )
     handlers = _Handlers(monitor, show_details)
 
     @contextlib.asynccontextmanager

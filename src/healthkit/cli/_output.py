@@ -16,6 +16,7 @@ from .._registry import StrategyRegistry
 from .._result import CheckResult
 from .._status import Status
 from .._strategy import StrategySpec
+from .._url import SecretUrl
 
 __all__ = [
     "EXIT_CODES",
@@ -110,9 +111,8 @@ def _secrets_in(value: Any, out: set[str]) -> None:
         if isinstance(secret, str):
             out.add(secret)
         return
-    auth = getattr(value, "auth", None)
-    if type(value).__name__ == "SecretUrl" and isinstance(auth, tuple):
-        out.update(part for part in auth if isinstance(part, str))
+    if isinstance(value, SecretUrl):
+        out.update(value.auth or ())
         return
     if isinstance(value, StrategySpec):
         _secrets_in(value.config, out)

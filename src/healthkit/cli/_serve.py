@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import socket
 
 import click
 
@@ -58,7 +58,9 @@ def serve(
 
         from ..asgi import create_app
     except ImportError as exc:
-        raise fail(f"healthkit serve needs the serve extra: pip install 'healthkit[serve]' ({exc})")
+        raise fail(
+            f"healthkit serve needs the serve extra: pip install 'healthkit[serve]' ({exc})"
+        ) from None
     registry = StrategyRegistry()
     kit = HealthKit(load_or_exit(config, registry), registry=registry)
     app = create_app(
@@ -66,7 +68,21 @@ def serve(
         show_details="always" if show_details == "always" else "never",
         max_in_flight=max_in_flight,
     )
-    server = uvicorn.Server(
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                # The bound port, for --port 0 (uvicorn logs the one asked for).
+                for server in self.servers:
+                    for sock in server.sockets:
+                        bound_host, bound_port = sock.getsockname()[:2]
+                        click.echo(
+                            f"healthkit: serving {len(kit.models)} models"
+                            f" on http://{bound_host}:{bound_port}"
+                        )
+
+    server = Server(
         uvicorn.Config(
             app,
             host=host,
@@ -77,19 +93,11 @@ def serve(
             access_log=log_level == "debug",
         )
     )
-
-    async def run() -> None:
-        task = asyncio.create_task(server.serve())
-        while not server.started and not task.done():
-            await asyncio.sleep(0.01)
-        if server.started:
-            sockets = [s for srv in server.servers for s in (srv.sockets or ())]
-            for sock in sockets:
-                bound_host, bound_port = sock.getsockname()[:2]
-                click.echo(f"healthkit: serving {len(kit.models)} models on http://{bound_host}:{bound_port}")
-        await task
-
-    asyncio.run(run())
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        # uvicorn shut down gracefully, then re-raised the Ctrl-C it captured.
+        return
     if not server.started:
         # Startup failed (the port is taken, or a strategy could not be created); uvicorn said why.
         raise click.exceptions.Exit(EXIT_ERROR)

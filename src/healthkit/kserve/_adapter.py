@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
@@ -29,13 +31,15 @@ import attrs
 
 from .._config import ModelConfig, ServerConfig, load_config
 from .._healthkit import HealthKit
-from .._monitor import Monitor, Transition
+from .._monitor import Monitor
 from .._registry import StrategyRegistry
-from .._status import Status
 
 __all__ = ["KServeHealth", "install"]
 
 log = logging.getLogger("healthkit.kserve")
+
+#: Seconds between two logged tracebacks of the same kind of readiness failure.
+_COMPLAIN_EVERY = 10.0
 
 ConfigSource = str | os.PathLike[str] | Mapping[str, Any] | ServerConfig
 
@@ -53,9 +57,13 @@ class KServeHealth:
       ``ModelNotFound`` (404).
     * Server readiness: every registered model ready, as the Open Inference
       Protocol defines it.
-    * Both answer from memory: a burst of probes sends nothing upstream; only
-      the monitor's background probes (one per model per ``period``) do, each
-      bounded by the model's health ``timeout``.
+    * ``on_demand=True`` (the default): a readiness request first asks the
+      monitor for a check of the model, which is answered from the cache when
+      younger than ``cache_ttl`` and shared by all concurrent callers, so a
+      burst of any size costs at most one upstream check per model per
+      ``cache_ttl``; a request waits at most the model's health ``timeout``.
+      ``on_demand=False``: answers come from memory only, as fresh as the
+      background probes (one per model per ``period``).
     * Any failure on the way is logged and answered "not ready", never raised:
       KServe would turn an exception into HTTP 500.
 
@@ -72,6 +80,7 @@ class KServeHealth:
         *,
         registry: StrategyRegistry | None = None,
         max_in_flight: int = 64,
+        on_demand: bool = True,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
@@ -79,6 +88,7 @@ class KServeHealth:
         self._config = config
         self._registry = registry if registry is not None else StrategyRegistry()
         self._max_in_flight = max_in_flight
+        self._on_demand = on_demand
         self._reset()
 
     def _reset(self) -> None:
@@ -88,6 +98,7 @@ class KServeHealth:
         self._syncing: asyncio.Lock | None = None
         self._closed = False
         self._warned_unserved = False
+        self._complained_at = -math.inf
 
     # -- KServe's multi-worker REST server pickles the data plane into each worker ---------
 
@@ -98,12 +109,14 @@ class KServeHealth:
             "inner": self._inner,
             "config": self._config,
             "max_in_flight": self._max_in_flight,
+            "on_demand": self._on_demand,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._inner = state["inner"]
         self._config = state["config"]
         self._max_in_flight = state["max_in_flight"]
+        self._on_demand = state["on_demand"]
         self._registry = StrategyRegistry()
         self._reset()
 
@@ -143,7 +156,7 @@ class KServeHealth:
             if loop is not self._loop:
                 raise RuntimeError("healthkit's KServe monitor runs in another event loop")
             return self._monitor
-        if self._starting is None or self._starting.done() and self._starting.exception():
+        if self._starting is None or _failed(self._starting):
             self._starting = loop.create_task(self._start(loop), name="healthkit-kserve-start")
         # Shielded: a readiness request that is cancelled must not cancel the start.
         return await asyncio.shield(self._starting)
@@ -159,8 +172,10 @@ class KServeHealth:
         if monitor is not None:
             await monitor.aclose()
 
-    async def model_ready(self, model_name: str, disable_predictor_health_check: bool = False) -> bool:
-        """Whether ``model_name`` is ready; raises KServe's ``ModelNotFound`` for an unknown model."""
+    async def model_ready(
+        self, model_name: str, disable_predictor_health_check: bool = False
+    ) -> bool:
+        """Whether ``model_name`` is ready; KServe's ``ModelNotFound`` if it is unknown."""
         if disable_predictor_health_check:
             # An inference request: KServe's own cheap check, never the monitor.
             return bool(await self._inner.model_ready(model_name, True))
@@ -175,14 +190,30 @@ class KServeHealth:
         if monitor is None:
             return False
         try:
+            if self._on_demand:
+                # Cached for cache_ttl, shared by concurrent callers, bounded by the health timeout.
+                await monitor.acheck(model_name)
             return monitor.is_ready(model_name)
-        except KeyError:  # unregistered between the sync and now
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # KServe turns an exception into HTTP 500
+            self._complain(f"model {model_name}: readiness unavailable; answering not ready")
             return False
 
     async def ready(self) -> bool:
         """Whether every registered model is ready (Open Inference Protocol server readiness)."""
         monitor = await self._current()
-        if monitor is None or not monitor.server_ready():
+        if monitor is None:
+            return False
+        try:
+            if self._on_demand:
+                await asyncio.gather(*(monitor.acheck(name) for name in monitor.models))
+            if not monitor.server_ready():
+                return False
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # KServe turns an exception into HTTP 500
+            self._complain("server readiness unavailable; answering not ready")
             return False
         models = dict(self._inner.model_registry.get_models())
         for name, model in models.items():
@@ -201,10 +232,22 @@ class KServeHealth:
             await self._sync(monitor)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - KServe turns an exception into HTTP 500
-            log.exception("healthkit monitor unavailable; answering not ready")
+        except Exception:  # KServe turns an exception into HTTP 500
+            self._complain("healthkit monitor unavailable; answering not ready")
             return None
         return monitor
+
+    def _complain(self, message: str) -> None:
+        """Log the current exception, at most once per ``_COMPLAIN_EVERY`` seconds.
+
+        A probe burst against a broken setup must not flood the log.
+        """
+        now = time.monotonic()
+        if now - self._complained_at >= _COMPLAIN_EVERY:
+            self._complained_at = now
+            log.exception(message)
+        else:
+            log.debug(message, exc_info=True)
 
     def _registered(self) -> list[str]:
         return list(self._inner.model_registry.get_models())
@@ -214,7 +257,9 @@ class KServeHealth:
         for name in names:
             mc = self._config.models.get(name)
             if mc is None:
-                mc = ModelConfig(name=name, check=self._config.default, monitor=self._config.default_monitor)
+                mc = ModelConfig(
+                    name=name, check=self._config.default, monitor=self._config.default_monitor
+                )
             models[name] = mc
         return attrs.evolve(self._config, models=models)
 
@@ -223,7 +268,6 @@ class KServeHealth:
         self._warn_unserved(names)
         kit = HealthKit(self._server_config(names), registry=self._registry)
         monitor = Monitor(kit, max_in_flight=self._max_in_flight)
-        monitor.add_listener(_log_transition)
         try:
             await monitor.start()
         except BaseException:
@@ -266,27 +310,19 @@ class KServeHealth:
         return f"<KServeHealth inner={type(self._inner).__name__} monitor={self._monitor!r}>"
 
 
+def _failed(task: asyncio.Future[Any]) -> bool:
+    return task.done() and (task.cancelled() or task.exception() is not None)
+
+
 async def _own_health(name: str, model: Any) -> bool:
     """The model's own ``healthy()`` (KServe's default is its ``ready`` flag)."""
     try:
         return bool(await model.healthy())
     except asyncio.CancelledError:
         raise
-    except Exception:  # noqa: BLE001 - a broken healthy() means not ready, never HTTP 500
+    except Exception:  # a broken healthy() means not ready, never HTTP 500
         log.exception("model %s: healthy() raised; answering not ready", name)
         return False
-
-
-def _log_transition(transition: Transition) -> None:
-    level = logging.INFO if transition.new is Status.HEALTHY else logging.WARNING
-    log.log(
-        level,
-        "model %s: %s -> %s (%s)",
-        transition.model,
-        transition.old.value,
-        transition.new.value,
-        transition.result.detail or transition.result.status.value,
-    )
 
 
 def _hook_lifespan(plane: KServeHealth) -> bool:
@@ -303,7 +339,9 @@ def _hook_lifespan(plane: KServeHealth) -> bool:
         router, "lifespan_context", None
     )
     if router is None or inner is None:
-        log.warning("KServe app has no lifespan hook; healthkit starts on the first readiness request")
+        log.warning(
+            "KServe app has no lifespan hook; healthkit starts on the first readiness request"
+        )
         return False
 
     @contextlib.asynccontextmanager
@@ -325,6 +363,7 @@ def install(
     *,
     registry: StrategyRegistry | None = None,
     max_in_flight: int = 64,
+    on_demand: bool = True,
 ) -> KServeHealth:
     """Give a ``kserve.ModelServer`` per-model predictor health checks from a healthkit config.
 
@@ -338,14 +377,23 @@ def install(
     :class:`~healthkit.ServerConfig`; it is validated now, so a bad config
     fails before the server starts (:class:`~healthkit.ConfigError`). Models
     the config does not name use its ``defaults``. KServe's own
-    ``--enable_predictor_health_check`` is superseded. Returns the installed
-    :class:`KServeHealth` (``server.dataplane``).
+    ``--enable_predictor_health_check`` is superseded.
+
+    ``max_in_flight`` caps concurrent upstream checks; ``on_demand`` is
+    described in :class:`KServeHealth`. Returns the installed
+    :class:`KServeHealth` (now ``server.dataplane``).
     """
     if isinstance(server.dataplane, KServeHealth):
         raise ValueError("healthkit is already installed on this ModelServer")
     registry = registry if registry is not None else StrategyRegistry()
     loaded = config if isinstance(config, ServerConfig) else load_config(config, registry=registry)
-    plane = KServeHealth(server.dataplane, loaded, registry=registry, max_in_flight=max_in_flight)
+    plane = KServeHealth(
+        server.dataplane,
+        loaded,
+        registry=registry,
+        max_in_flight=max_in_flight,
+        on_demand=on_demand,
+    )
     predictor = getattr(server.dataplane, "predictor_config", None)
     if getattr(predictor, "predictor_health_check", False):
         log.info("--enable_predictor_health_check is superseded by healthkit's per-model checks")

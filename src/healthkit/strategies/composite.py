@@ -25,6 +25,9 @@ class CompositeConfig:
     #: How many children must be healthy in ``quorum`` mode.
     quorum: int | None = attrs.field(default=None, validator=v.ge(1))
     checks: tuple[StrategySpec, ...] = attrs.field(validator=v.non_empty)
+    #: Seconds each child check may take. A child that hangs past it counts as
+    #: unhealthy, and the results of the other children are still reported.
+    timeout: float = attrs.field(default=1.0, validator=v.gt(0))
 
     def __attrs_post_init__(self) -> None:
         if self.mode == "quorum":
@@ -79,7 +82,7 @@ class CompositeStrategy:
     async def acheck(self, target: Target) -> CheckResult:
         results = await asyncio.gather(
             *(
-                guarded_check(child, spec.strategy, target)
+                guarded_check(child, spec.strategy, target, timeout=self.config.timeout)
                 for child, spec in zip(self._children, self.config.checks, strict=True)
             )
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import string
 import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -32,6 +33,8 @@ def _headers(value: Any) -> FrozenMap[str, Secret]:
     for name, raw in value.items():
         if not isinstance(name, str) or not name:
             raise TypeError(f"header names must be non-empty strings, got {name!r}")
+        if name.lower() in out:
+            raise ValueError(f"header {name!r} given twice (names are case-insensitive)")
         if isinstance(raw, Secret):
             out[name.lower()] = raw
         elif isinstance(raw, str):
@@ -89,6 +92,27 @@ def _optional_str(value: Any) -> str | None:
     raise TypeError(f"expected a string, got {value!r}")
 
 
+_TEMPLATE_FIELDS = ("model", "version")
+
+
+def _path_template(value: Any) -> str | None:
+    """A ``generic`` path: only ``{model}`` and ``{version}`` may be filled in."""
+    value = _optional_str(value)
+    if value is None:
+        return None
+    allowed = "use only {model} and {version}; write {{ and }} for literal braces"
+    try:
+        parsed = list(string.Formatter().parse(value))
+    except ValueError as exc:
+        raise ValueError(f"bad template {value!r}: {exc}; {allowed}") from None
+    for _text, field, spec, conversion in parsed:
+        if field is None:
+            continue
+        if field not in _TEMPLATE_FIELDS or spec or conversion:
+            raise ValueError(f"bad template field {{{field}}} in {value!r}; {allowed}")
+    return value
+
+
 def _method(value: Any) -> str:
     if not isinstance(value, str) or value.upper() not in ("GET", "HEAD", "POST"):
         raise ValueError(f"must be one of 'GET', 'HEAD', 'POST', got {value!r}")
@@ -106,12 +130,12 @@ class HttpConfig:
     #: Seconds for one attempt: the health timeout, never the inference timeout.
     timeout: float = attrs.field(default=1.0, validator=v.gt(0))
     #: ``generic`` only: path or URL template with ``{model}`` and ``{version}``.
-    path: str | None = attrs.field(default=None, converter=_optional_str)
+    path: str | None = attrs.field(default=None, converter=_path_template)
     #: ``generic`` only: HTTP method.
     method: str = attrs.field(default="GET", converter=_method)
     #: ``generic`` only: statuses that mean healthy (codes, ``"200-299"`` or ``"2xx"``).
     expected_status: tuple[tuple[int, int], ...] = attrs.field(
-        default=((200, 299),), converter=_status_ranges
+        default=((200, 299),), converter=_status_ranges, validator=v.non_empty
     )
     #: ``generic`` only: statuses that mean degraded.
     degraded_status: tuple[tuple[int, int], ...] = attrs.field(default=(), converter=_status_ranges)
@@ -162,6 +186,22 @@ def _ssl_context(config: HttpConfig) -> ssl.SSLContext | bool:
     return ctx
 
 
+def _tls_files(config: HttpConfig) -> str:
+    files = {"ca_bundle": config.ca_bundle, "client_cert": config.client_cert}
+    files["client_key"] = config.client_key
+    return ", ".join(f"{k}={v!r}" for k, v in files.items() if v) or "system CAs"
+
+
+class _BrokenTransport(httpx.AsyncBaseTransport):
+    """Fails every request with the reason the real transport could not be built."""
+
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(self._reason, request=request)
+
+
 def _quote(part: str) -> str:
     return urllib.parse.quote(part, safe="")
 
@@ -195,10 +235,19 @@ class HttpStrategy:
     def __init__(self, config: HttpConfig) -> None:
         self.config = config
         auth = config.base_url.auth
+        transport: httpx.AsyncBaseTransport | None = None
+        verify: ssl.SSLContext | bool = True
+        try:
+            verify = _ssl_context(config)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            # A missing or bad CA bundle / client cert is this config's problem: its
+            # checks report it as unhealthy; other models' strategies keep working.
+            transport = _BrokenTransport(f"TLS setup failed ({_tls_files(config)}): {exc}")
         self._client = httpx.AsyncClient(
             base_url=config.base_url.url,
+            transport=transport,
             timeout=httpx.Timeout(config.timeout),
-            verify=_ssl_context(config),
+            verify=verify,
             headers={k: s.get_secret_value() for k, s in config.headers.items()},
             auth=httpx.BasicAuth(*auth) if auth else None,
             limits=httpx.Limits(
@@ -272,10 +321,9 @@ class HttpStrategy:
         except httpx.ConnectError as exc:
             kind = "TLS error" if _is_tls(exc) else "connection failed"
             return self._result(target, Status.UNHEALTHY, f"{kind}: {exc}", exc)
-        except httpx.HTTPError as exc:
-            return self._result(target, Status.UNHEALTHY, f"request failed: {type(exc).__name__}: {exc}", exc)
-        except (OSError, ssl.SSLError) as exc:
-            return self._result(target, Status.UNHEALTHY, f"request failed: {type(exc).__name__}: {exc}", exc)
+        except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
+            detail = f"request failed: {type(exc).__name__}: {_message(exc)}"
+            return self._result(target, Status.UNHEALTHY, detail, exc)
         return self._interpret(target, response)
 
     # -- interpreting -------------------------------------------------------------
@@ -301,8 +349,10 @@ class HttpStrategy:
             return self._result(target, Status.UNHEALTHY, f"{what} not found (HTTP 404)")
         if code >= 500 and code != 503:
             return self._result(target, Status.UNHEALTHY, f"server error (HTTP {code})")
-        if code != 200:
+        if code == 503:
             return self._result(target, Status.UNHEALTHY, f"not ready (HTTP {code})")
+        if code != 200:
+            return self._result(target, Status.UNHEALTHY, f"unexpected HTTP {code}")
         if protocol == "v2" or target.model is None:
             return self._result(target, Status.HEALTHY, "ready (HTTP 200)")
         body, problem = _json(response)
@@ -359,6 +409,18 @@ def _dig(body: Any, dotted: str) -> tuple[bool, Any]:
         else:
             return False, None
     return True, node
+
+
+def _message(exc: BaseException) -> str:
+    """What went wrong; httpx leaves the message empty when the peer just hangs up."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if str(seen):
+            return str(seen)
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(exc, httpx.ReadError | httpx.RemoteProtocolError | httpx.WriteError):
+        return "the server closed the connection without a response"
+    return "no details"
 
 
 def _is_tls(exc: BaseException) -> bool:

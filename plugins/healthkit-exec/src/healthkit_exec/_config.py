@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+
 from healthkit import FrozenMap, Secret
 from healthkit import validators as v
 
@@ -48,7 +49,8 @@ def _pass_env(value: Any) -> tuple[str, ...]:
     for item in value:
         if not isinstance(item, str) or not _ENV_PATTERN.match(item):
             raise ValueError(
-                f"expected variable names or patterns (letters, digits, '_', '*', '?'), got {item!r}"
+                "expected variable names or patterns (letters, digits, '_', '*', '?'), "
+                f"got {item!r}"
             )
     # Order and repeats do not matter: equal allow-lists must make equal configs.
     return tuple(sorted(set(value)))

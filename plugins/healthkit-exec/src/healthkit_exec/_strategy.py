@@ -12,6 +12,7 @@ import contextlib
 import fnmatch
 import os
 import signal
+import subprocess
 from collections.abc import Mapping
 
 from healthkit import CheckResult, ErrorInfo, Status, StrategyContext, Target
@@ -38,18 +39,31 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-async def _read_capped(stream: asyncio.StreamReader) -> tuple[bytes, bool]:
-    """Everything up to OUTPUT_LIMIT bytes, and whether more came; keeps draining either way,
-    so a chatty command never blocks on a full pipe."""
-    kept = bytearray()
-    cut = False
-    while chunk := await stream.read(65536):
-        room = OUTPUT_LIMIT - len(kept)
+class _Collector(asyncio.SubprocessProtocol):
+    """Keeps the first OUTPUT_LIMIT bytes of output and drops the rest (still reading it,
+    so a chatty command never blocks on a full pipe); tells when the process exits and
+    when its output closes, which are different moments when a child keeps the pipe."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.kept = bytearray()
+        self.cut = False
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.output_closed: asyncio.Future[None] = loop.create_future()
+
+    def pipe_data_received(self, fd: int, data: bytes | bytearray) -> None:
+        room = OUTPUT_LIMIT - len(self.kept)
         if room > 0:
-            kept += chunk[:room]
-        if len(chunk) > room:
-            cut = True
-    return bytes(kept), cut
+            self.kept += data[:room]
+        if len(data) > room:
+            self.cut = True
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if not self.output_closed.done():
+            self.output_closed.set_result(None)
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
 
 
 class ExecStrategy:
@@ -96,7 +110,9 @@ class ExecStrategy:
     def _result(
         self, target: Target, status: Status, detail: str, error: ErrorInfo | None = None
     ) -> CheckResult:
-        return CheckResult(status=status, strategy=self.name, target=target, detail=detail, error=error)
+        return CheckResult(
+            status=status, strategy=self.name, target=target, detail=detail, error=error
+        )
 
     # -- the check ------------------------------------------------------------------
 
@@ -107,12 +123,14 @@ class ExecStrategy:
     async def _run(self, target: Target) -> CheckResult:
         cfg = self.config
         program = cfg.argv[0]
+        loop = asyncio.get_running_loop()
         try:
-            proc = await asyncio.create_subprocess_exec(
+            transport, collector = await loop.subprocess_exec(
+                lambda: _Collector(loop),
                 *cfg.argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
                 env=self.environment(target),
                 cwd=cfg.cwd,
                 start_new_session=True,
@@ -125,27 +143,30 @@ class ExecStrategy:
                 f"cannot run {program!r}: {exc.strerror or exc}",
                 ErrorInfo.from_exception(exc),
             )
-        self._running.add(proc.pid)
-        assert proc.stdout is not None
-        reader = asyncio.ensure_future(_read_capped(proc.stdout))
-        code: int | None = None
+        pid = transport.get_pid()
+        self._running.add(pid)
+        timed_out = False
         try:
-            code = await asyncio.wait_for(proc.wait(), cfg.timeout)
-        except asyncio.TimeoutError:
-            code = None
+            try:
+                await asyncio.wait_for(asyncio.shield(collector.exited), cfg.timeout)
+            except asyncio.TimeoutError:
+                timed_out = True
         finally:
-            # Exit, timeout or cancellation: kill what is left of the group, then reap.
-            _kill_group(proc.pid)
-            output, cut = await self._reap(proc, reader)
-            self._running.discard(proc.pid)
-        shown = self._show(output, cut)
-        if code is None:
+            # Exit, timeout or cancellation: kill what is left of the group, then let go.
+            _kill_group(pid)
+            await self._reap(transport, collector)
+            self._running.discard(pid)
+        shown = self._show(bytes(collector.kept), collector.cut)
+        code = transport.get_returncode()
+        if timed_out or code is None:
             detail = f"timed out after {cfg.timeout:g}s; process group killed"
             return self._result(
                 target,
                 Status.UNHEALTHY,
                 f"{detail}: {shown}" if shown else detail,
-                ErrorInfo(type="TimeoutError", message=f"{program!r} ran longer than {cfg.timeout:g}s"),
+                ErrorInfo(
+                    type="TimeoutError", message=f"{program!r} ran longer than {cfg.timeout:g}s"
+                ),
             )
         if code < 0:
             detail = f"killed by {_signal_name(-code)}"
@@ -155,22 +176,17 @@ class ExecStrategy:
         return self._result(target, status, f"{detail}: {shown}" if shown else detail)
 
     @staticmethod
-    async def _reap(
-        proc: asyncio.subprocess.Process, reader: asyncio.Future[tuple[bytes, bool]]
-    ) -> tuple[bytes, bool]:
-        await proc.wait()
+    async def _reap(transport: asyncio.SubprocessTransport, collector: _Collector) -> None:
         try:
-            # The pipe closes once every process of the group is gone.
-            return await asyncio.wait_for(asyncio.shield(reader), _DRAIN_GRACE)
+            # SIGKILL was sent: the exit (and the child watcher's reaping) follows at once.
+            await asyncio.shield(collector.exited)
+            # The pipe closes once every process of the group is gone; something that left
+            # the group (setsid) may hold it open: then stop listening after a grace period.
+            await asyncio.wait_for(asyncio.shield(collector.output_closed), _DRAIN_GRACE)
         except asyncio.TimeoutError:
-            # Something left the group (setsid) and still holds the pipe: stop listening.
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-            transport = getattr(proc, "_transport", None)
-            if transport is not None:
-                transport.close()
-            return b"", False
+            pass
+        finally:
+            transport.close()
 
     async def aclose(self) -> None:
         # Checks still running belong to tasks that are being cancelled; make sure their

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 import attrs
+
 from healthkit import validators as v
 
 __all__ = ["TcpConfig"]
@@ -21,7 +22,9 @@ def _host(value: Any) -> str:
     if not host:
         raise ValueError("must not be empty")
     if any(c in host for c in "/@ ") or (":" in host and not _looks_ipv6(host)):
-        raise ValueError(f"expected a host name or address (no scheme, port or path), got {value!r}")
+        raise ValueError(
+            f"expected a host name or address (no scheme, port or path), got {value!r}"
+        )
     return host
 
 

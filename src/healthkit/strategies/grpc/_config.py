@@ -67,7 +67,7 @@ def _optional_str(value: Any) -> str | None:
 
 @attrs.frozen(kw_only=True)
 class GrpcTls:
-    """TLS settings of a ``grpc`` channel. Files are PEM, read when the instance is created."""
+    """TLS settings of a ``grpc`` channel. Files are PEM, read when the channel is opened."""
 
     #: CA certificates to verify the server with; ``None`` uses gRPC's default roots.
     root_certs: str | None = attrs.field(default=None, converter=_optional_str)
@@ -115,9 +115,7 @@ def _metadata(value: Any) -> FrozenMap[str, Secret]:
     out: dict[str, Secret] = {}
     for key, raw in value.items():
         if not isinstance(key, str) or not _METADATA_KEY.match(key.lower()):
-            raise ValueError(
-                f"metadata key {key!r}: use letters, digits, '-', '_' and '.' only"
-            )
+            raise ValueError(f"metadata key {key!r}: use letters, digits, '-', '_' and '.' only")
         key = key.lower()
         if key.startswith("grpc-"):
             raise ValueError(f"metadata key {key!r}: 'grpc-' keys are reserved by gRPC")

@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2
 from ..._proto import grpc_predict_v2_pb2 as pb
 
 __all__ = [
+    "CLIENT_METHODS",
     "HEALTH_CHECK",
     "HEALTH_SERVICE",
     "MODEL_READY",

@@ -53,16 +53,18 @@ _SERVING = {
 }
 
 
+class _TlsSetupError(Exception):
+    """A certificate file of the ``tls`` table cannot be read."""
+
+
 def _read(path: str, key: str) -> bytes:
     try:
         return Path(path).read_bytes()
     except OSError as exc:
-        raise ValueError(f"tls.{key}: cannot read {path}: {exc.strerror or exc}") from None
+        raise _TlsSetupError(f"tls.{key}: cannot read {path}: {exc.strerror or exc}") from None
 
 
-def _credentials(tls: GrpcTls | None) -> Any:
-    if tls is None:
-        return None
+def _credentials(tls: GrpcTls) -> Any:
     return grpc.ssl_channel_credentials(
         root_certificates=_read(tls.root_certs, "root_certs") if tls.root_certs else None,
         private_key=_read(tls.client_key, "client_key") if tls.client_key else None,
@@ -82,8 +84,10 @@ class GrpcStrategy:
 
     def __init__(self, config: GrpcConfig) -> None:
         self.config = config
-        # Certificates are read now, so a missing file fails when the config is applied.
-        self._credentials = _credentials(config.tls)
+        # Read on first use, and again on every check until readable: a mounted secret
+        # may appear after the config is applied, and one model's missing file must not
+        # stop the others from starting.
+        self._credentials: Any = None
         self._metadata = tuple((k, s.get_secret_value()) for k, s in config.metadata.items())
         self._channel: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -117,10 +121,14 @@ class GrpcStrategy:
         tls = self.config.tls
         if tls is not None and tls.server_name:
             options.append(("grpc.ssl_target_name_override", tls.server_name))
-        if self._credentials is None:
+        if tls is None:
             channel = grpc.aio.insecure_channel(self.config.target, options=options)
         else:
-            channel = grpc.aio.secure_channel(self.config.target, self._credentials, options=options)
+            if self._credentials is None:
+                self._credentials = _credentials(tls)
+            channel = grpc.aio.secure_channel(
+                self.config.target, self._credentials, options=options
+            )
         self._channel, self._loop, self._calls = channel, loop, {}
         self.channels_created += 1
         return channel
@@ -168,7 +176,10 @@ class GrpcStrategy:
             return await self._check_v2(target)
         except grpc.aio.AioRpcError as exc:
             return self._failure(target, exc)
-        except Exception as exc:  # noqa: BLE001 - a failing check is a result, never a crash
+        except _TlsSetupError as exc:
+            error = ErrorInfo.from_exception(exc)
+            return self._result(target, Status.UNHEALTHY, f"TLS setup failed: {exc}", error)
+        except Exception as exc:  # a failing check is a result, never a crash
             return self._result(
                 target,
                 Status.UNHEALTHY,
@@ -245,9 +256,8 @@ class GrpcStrategy:
             tries = f" (each of {attempts} attempts)" if attempts > 1 else ""
             detail = f"deadline exceeded: no answer within {self.config.timeout:g}s{tries}"
         elif code == grpc.StatusCode.UNIMPLEMENTED:
-            service = "grpc.health.v1.Health" if self.config.protocol == "health-v1" else (
-                "inference.GRPCInferenceService"
-            )
+            health = self.config.protocol == "health-v1"
+            service = "grpc.health.v1.Health" if health else "inference.GRPCInferenceService"
             detail = f"unimplemented: the server does not implement {service} (UNIMPLEMENTED)"
         elif code == grpc.StatusCode.UNAVAILABLE:
             detail = f"{self._unavailable_kind(lowered)} (UNAVAILABLE): {details}"

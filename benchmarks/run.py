@@ -1,0 +1,744 @@
+"""healthkit benchmarks: one command, side-by-side figures measured in the same run.
+
+    python benchmarks/run.py            # everything (about three minutes on 2 cores)
+    python benchmarks/run.py --quick    # shorter runs and smaller baselines (about a minute)
+    python benchmarks/run.py burst sweep --json results.json
+
+Sections (see docs/performance.md for what each one measures and why):
+
+* burst      1,000 concurrent readiness requests at ``healthkit serve`` vs a baseline
+             server that checks the predictor per request, as KServe does.
+* dedupe     RSS and client count: 10,000 models over 10 configs vs one client per model.
+* sweep      1,000 models on a loopback predictor: healthkit vs raw httpx at the same
+             concurrency; per-model requests vs one batched repository index.
+* scheduler  10,000 models at a 10 s period for 30 s: CPU used and probe lateness.
+
+Every server runs in its own process (the predictor, ``healthkit serve``, the
+baseline); the load generator is a bare asyncio HTTP/1.1 client, because
+httpx's pool bookkeeping with a thousand queued requests would measure the
+client rather than the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve()
+SECTIONS = ("burst", "dedupe", "sweep", "scheduler")
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process now (Linux), after a full collection."""
+    gc.collect()
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # not Linux: the peak is the best we have
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def kib(n: float) -> str:
+    return f"{n / 1024:,.1f} KiB" if n < 10 * 1024 * 1024 else f"{n / 1024 / 1024:,.1f} MiB"
+
+
+def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    print(f"\n{title}")
+    print("  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    print("  " + "  ".join("-" * w for w in widths))
+    for row in cells:
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+
+
+class Child:
+    """A helper process of this script; its first stdout line is what it announces."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self.banner = self.readline()
+
+    def readline(self) -> str:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if not line:
+            raise RuntimeError(f"helper {self.proc.args[2:]} died (exit {self.proc.poll()})")
+        return line
+
+    def ask(self, command: str) -> str:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self.readline()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+
+@contextlib.contextmanager
+def child(*args: str) -> Iterator[Child]:
+    proc = Child(*args)
+    try:
+        yield proc
+    finally:
+        proc.close()
+
+
+class Predictor:
+    """A loopback OIP predictor process that counts the requests it gets."""
+
+    def __init__(self, proc: Child) -> None:
+        self.proc = proc
+        self.url = proc.banner
+
+    def requests(self) -> int:
+        return int(self.proc.ask("count"))
+
+
+@contextlib.contextmanager
+def predictor(models: int) -> Iterator[Predictor]:
+    with child("_predictor", str(models)) as proc:
+        yield Predictor(proc)
+
+
+@contextlib.contextmanager
+def healthkit_serve(config: dict[str, Any]) -> Iterator[str]:
+    """``healthkit serve`` on a free port; yields its URL."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "healthkit.json"
+        path.write_text(json.dumps(config))
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from healthkit.cli import main; main()",
+                "serve",
+                str(path),
+                "--port",
+                "0",
+                "--log-level",
+                "warning",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            banner = proc.stdout.readline().strip()
+            if not banner:
+                raise RuntimeError("healthkit serve did not start")
+            yield banner.rsplit(" ", 1)[-1]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+
+async def burst(url: str, path: str, count: int) -> tuple[float, list[float], dict[int, int]]:
+    """``count`` concurrent GETs, one per connection: wall time, latencies, status counts."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    gate = asyncio.Event()
+
+    async def one() -> None:
+        await gate.wait()
+        start = time.perf_counter()
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            await reader.read()  # to EOF: Connection: close
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        latencies.append(time.perf_counter() - start)
+        statuses[status] = statuses.get(status, 0) + 1
+
+    tasks = [asyncio.ensure_future(one()) for _ in range(count)]
+    await asyncio.sleep(0)
+    start = time.perf_counter()
+    gate.set()
+    await asyncio.gather(*tasks)
+    return time.perf_counter() - start, latencies, statuses
+
+
+async def poll_ready(url: str, path: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _, _, statuses = await burst(url, path, 1)
+        if 200 in statuses:
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"{url}{path} never became ready")
+
+
+# -- burst ----------------------------------------------------------------------------------
+
+
+def run_burst(quick: bool) -> dict[str, Any]:
+    n, rounds, models = 1000, 1 if quick else 3, 100
+    out: dict[str, Any] = {}
+    with predictor(models) as pred:
+        names = ["alpha", *(f"model-{i}" for i in range(models - 1))]
+        config = {
+            "defaults": {
+                "health_check": {
+                    "strategy": "http",
+                    "base_url": pred.url,
+                    "period": 10.0,
+                    "cache_ttl": 1.0,
+                    "timeout": 1.0,
+                }
+            },
+            "models": {
+                **{name: {} for name in names},
+                # Never probed in the background: its first burst is answered on demand.
+                "cold": {"health_check": {"initial_delay": 3600.0}},
+            },
+        }
+        rows = []
+
+        def measure(label: str, url: str, path: str) -> dict[str, Any]:
+            runs = []
+            for _ in range(rounds):
+                before = pred.requests()
+                wall, lat, statuses = asyncio.run(burst(url, path, n))
+                runs.append(
+                    {
+                        "upstream": pred.requests() - before,
+                        "wall": wall,
+                        "p50": pct(lat, 0.50),
+                        "p99": pct(lat, 0.99),
+                        "statuses": statuses,
+                    }
+                )
+            run = sorted(runs, key=lambda r: r["wall"])[len(runs) // 2]  # the median run
+            rows.append(
+                [
+                    label,
+                    run["upstream"],
+                    ms(run["wall"]),
+                    ms(run["p50"]),
+                    ms(run["p99"]),
+                    ",".join(f"{k}x{v}" for k, v in sorted(run["statuses"].items())),
+                ]
+            )
+            return run
+
+        with healthkit_serve(config) as url:
+            asyncio.run(poll_ready(url, "/readyz"))
+            out["healthkit_cold"] = measure(
+                "healthkit serve, model never probed yet", url, "/v2/models/cold/ready"
+            )
+            out["healthkit"] = measure(
+                "healthkit serve /v2/models/alpha/ready", url, "/v2/models/alpha/ready"
+            )
+            out["healthkit_livez"] = measure("healthkit serve /livez (same server)", url, "/livez")
+        with child("_baseline", pred.url) as base:
+            asyncio.run(poll_ready(base.banner, "/v2/models/alpha/ready"))
+            out["baseline"] = measure(
+                "baseline: upstream check per request", base.banner, "/v2/models/alpha/ready"
+            )
+    table(
+        f"burst: {n} concurrent GETs, one connection each, median of {rounds} run(s)",
+        ["server", "upstream requests", "wall", "p50", "p99", "statuses"],
+        rows,
+    )
+    out["p99_ratio_to_livez"] = out["healthkit"]["p99"] / max(out["healthkit_livez"]["p99"], 1e-9)
+    out["speedup_p99"] = out["baseline"]["p99"] / max(out["healthkit"]["p99"], 1e-9)
+    print(
+        f"  served readiness p99 / livez p99 = {out['p99_ratio_to_livez']:.2f}x;"
+        f" baseline p99 / healthkit p99 = {out['speedup_p99']:.1f}x"
+    )
+    return out
+
+
+def baseline_main(upstream: str) -> None:
+    """A transformer that asks the predictor on every readiness request, like KServe 0.21."""
+    import httpx
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    # One shared, unbounded client and the inference timeout, as the issue measured.
+    client = httpx.AsyncClient(
+        base_url=upstream, timeout=600.0, limits=httpx.Limits(max_connections=None)
+    )
+
+    async def model_ready(request: Request) -> JSONResponse:
+        name = request.path_params["name"]
+        try:
+            response = await client.get(f"/v2/models/{name}/ready")
+            ready = response.status_code == 200
+        except httpx.HTTPError:
+            ready = False
+        return JSONResponse({"name": name, "ready": ready}, status_code=200 if ready else 503)
+
+    app = Starlette(routes=[Route("/v2/models/{name}/ready", model_ready)])
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            port = self.servers[0].sockets[0].getsockname()[1]
+            print(f"http://127.0.0.1:{port}", flush=True)
+
+    Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws="none")).run()
+
+
+def predictor_main(models: int) -> None:
+    import threading
+
+    from healthkit import _oip_server
+
+    # socketserver listens with a backlog of 5; a thousand concurrent connects would
+    # spend seconds in SYN retries and measure the kernel, not the servers.
+    _oip_server._Server.request_queue_size = 4096
+    names = ["alpha", *(f"model-{i}" for i in range(models - 1))]
+    server = _oip_server.OipServer(names).start()
+    print(server.url, flush=True)
+
+    def serve_commands() -> None:
+        for line in sys.stdin:
+            if line.strip() == "count":
+                print(server.total_requests, flush=True)
+
+    reader = threading.Thread(target=serve_commands, daemon=True)
+    reader.start()
+    reader.join()
+    server.stop()
+
+
+# -- dedupe -----------------------------------------------------------------------------------
+
+
+def run_dedupe(quick: bool, baseline_clients: int) -> dict[str, Any]:
+    models, configs = 10_000, 10
+    baseline_n = min(baseline_clients, 200 if quick else baseline_clients)
+
+    def measure(*args: str) -> dict[str, Any]:
+        with child("_dedupe", *args) as proc:
+            result: dict[str, Any] = json.loads(proc.banner)
+            return result
+
+    with predictor(1) as pred:
+        small = measure("healthkit", "10", str(configs), pred.url)
+        big = measure("healthkit", str(models), str(configs), pred.url)
+    per_client = measure("per-model", str(baseline_n), "0", "http://127.0.0.1:9")
+    per_extra = (big["rss"] - small["rss"]) / (models - 10)
+    scaled = per_client["rss"] / baseline_n * models
+    ratio = scaled / max(big["rss"], 1)
+    rows = [
+        ["healthkit (10 models, 10 configs)", 10, small["clients"], kib(small["rss"]), ""],
+        [
+            f"healthkit ({models:,} models, {configs} configs)",
+            f"{models:,}",
+            big["clients"],
+            kib(big["rss"]),
+            f"{per_extra:,.0f} B per extra model",
+        ],
+        [
+            f"one client per model ({baseline_n:,} measured)",
+            f"{baseline_n:,}",
+            per_client["clients"],
+            kib(per_client["rss"]),
+            f"{per_client['rss'] / baseline_n / 1024:,.0f} KiB per model",
+        ],
+        [
+            f"one client per model, scaled to {models:,}",
+            f"{models:,}",
+            f"{models:,}",
+            kib(scaled),
+            f"{ratio:,.0f}x healthkit",
+        ],
+    ]
+    table(
+        "dedupe: RSS growth after creating every instance"
+        " (healthkit: config + resolver + monitor, one result per model)",
+        ["setup", "models", "clients", "RSS growth", "note"],
+        rows,
+    )
+    return {
+        "healthkit_10": small,
+        "healthkit_10000": big,
+        "per_extra_model_bytes": per_extra,
+        "per_model_clients": per_client,
+        "per_model_scaled_rss": scaled,
+        "ratio": ratio,
+    }
+
+
+def dedupe_main(kind: str, models: int, configs: int, url: str) -> None:
+    """Measure RSS growth in a fresh process; prints one JSON line."""
+    import httpx
+
+    from healthkit import HealthKit, Monitor, StrategyRegistry, load_config
+    from healthkit.strategies.http import HttpConfig, HttpStrategy
+
+    async def healthkit() -> dict[str, Any]:
+        registry = StrategyRegistry()
+        before = rss_bytes()
+        # Ten configs that differ (in timeout) but point at one predictor.
+        raw = {
+            "models": {
+                f"model-{i}": {
+                    "health_check": {
+                        "strategy": "http",
+                        "base_url": url,
+                        "timeout": 1.0 + (i % configs) / 10,
+                        "period": 3600.0,
+                        "jitter": 0.0,
+                    }
+                }
+                for i in range(models)
+            }
+        }
+        config = load_config(raw, registry=registry)
+        del raw
+        monitor = Monitor(HealthKit(config, registry=registry))
+        await monitor.start()
+        # Steady state: every model holds its last result.
+        while any(monitor.last_result(m) is None for m in monitor.models):
+            await asyncio.sleep(0.05)
+        grown = rss_bytes() - before
+        clients = sum(isinstance(o, httpx.AsyncClient) for o in gc.get_objects())
+        instances = monitor.kit.stats().instances
+        await monitor.aclose()
+        return {"rss": grown, "clients": clients, "instances": instances}
+
+    async def per_model() -> dict[str, Any]:
+        before = rss_bytes()
+        strategies = [HttpStrategy(HttpConfig(base_url=url, timeout=1.0)) for _ in range(models)]
+        grown = rss_bytes() - before
+        clients = sum(isinstance(o, httpx.AsyncClient) for o in gc.get_objects())
+        for s in strategies:
+            await s.aclose()
+        return {"rss": grown, "clients": clients}
+
+    result = asyncio.run(healthkit() if kind == "healthkit" else per_model())
+    print(json.dumps(result), flush=True)
+
+
+# -- sweep --------------------------------------------------------------------------------------
+
+
+def run_sweep(quick: bool) -> dict[str, Any]:
+    models, concurrency, rounds = 1000, 10, 3 if quick else 7
+    out: dict[str, Any] = {}
+    with predictor(models) as pred:
+        out.update(asyncio.run(_sweep(pred, models, concurrency, rounds)))
+    rows = [
+        ["raw httpx (one client, semaphore)", ms(out["raw"]), "1.00x", models],
+        [
+            "healthkit HealthKit.acheck_all",
+            ms(out["kit"]),
+            f"{out['kit'] / out['raw']:.2f}x",
+            models,
+        ],
+        [
+            "healthkit Monitor.acheck (no cache)",
+            ms(out["monitor"]),
+            f"{out['monitor'] / out['raw']:.2f}x",
+            models,
+        ],
+    ]
+    table(
+        f"sweep: check {models:,} models at concurrency {concurrency}, median of {rounds} rounds",
+        ["client", "wall", "vs raw", "upstream requests"],
+        rows,
+    )
+    rows = [
+        [
+            "per-model readiness (batch = false)",
+            out["per_model"]["upstream"],
+            ms(out["per_model"]["wall"]),
+        ],
+        ["repository index (batch = true)", out["batched"]["upstream"], ms(out["batched"]["wall"])],
+    ]
+    table(
+        f"sweep: one background round of {models:,} models by the monitor",
+        ["mode", "upstream requests", "wall until every model has a result"],
+        rows,
+    )
+    out["overhead"] = out["kit"] / out["raw"] - 1
+    out["monitor_overhead"] = out["monitor"] / out["raw"] - 1
+    out["batch_factor"] = out["per_model"]["upstream"] / max(out["batched"]["upstream"], 1)
+    return out
+
+
+async def _sweep(pred: Predictor, models: int, concurrency: int, rounds: int) -> dict[str, Any]:
+    import httpx
+
+    from healthkit import HealthKit, Monitor
+
+    names = ["alpha", *(f"model-{i}" for i in range(models - 1))]
+    hc = {
+        "strategy": "http",
+        "base_url": pred.url,
+        "max_connections": concurrency,
+        "cache_ttl": 0.0,
+        "period": 3600.0,
+        "jitter": 0.0,
+    }
+    config = {"defaults": {"health_check": hc}, "models": {n: {} for n in names}}
+
+    async def raw_round(client: httpx.AsyncClient) -> float:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(name: str) -> None:
+            async with gate:
+                await client.get(f"/v2/models/{name}/ready")
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one(n) for n in names))
+        return time.perf_counter() - start
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    raw, kit_times, monitor_times = [], [], []
+    async with httpx.AsyncClient(base_url=pred.url, limits=limits, timeout=5.0) as client:
+        kit = HealthKit.from_config(config)
+        monitor = Monitor(HealthKit.from_config(config), max_in_flight=concurrency)
+        await raw_round(client)  # warm up connections on every side
+        await kit.acheck_all(concurrency=concurrency)
+        await asyncio.gather(*(monitor.acheck(n) for n in names))
+        # Interleaved, so drift on a shared machine hits every contender alike.
+        for _ in range(rounds):
+            raw.append(await raw_round(client))
+            start = time.perf_counter()
+            await kit.acheck_all(concurrency=concurrency)
+            kit_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            await asyncio.gather(*(monitor.acheck(n) for n in names))
+            monitor_times.append(time.perf_counter() - start)
+        await kit.aclose()
+        await monitor.aclose()
+
+    async def one_round(batch: bool) -> dict[str, float]:
+        cfg = {"defaults": {"health_check": {**hc, "batch": batch}}, "models": config["models"]}
+        before = pred.requests()
+        monitor = Monitor(HealthKit.from_config(cfg), max_in_flight=64)
+        start = time.perf_counter()
+        await monitor.start()
+        while any(monitor.last_result(n) is None for n in names):
+            await asyncio.sleep(0.001)
+        wall = time.perf_counter() - start
+        await monitor.aclose()
+        return {"upstream": pred.requests() - before, "wall": wall}
+
+    return {
+        "raw": statistics.median(raw),
+        "kit": statistics.median(kit_times),
+        "monitor": statistics.median(monitor_times),
+        "per_model": await one_round(False),
+        "batched": await one_round(True),
+    }
+
+
+# -- scheduler ----------------------------------------------------------------------------------
+
+
+def run_scheduler(quick: bool) -> dict[str, Any]:
+    models, period, duration = 10_000, 10.0, 10.0 if quick else 30.0
+    with child("_scheduler", str(models), str(period), str(duration)) as proc:
+        result: dict[str, Any] = json.loads(proc.banner)
+    rows = [
+        [
+            f"{models:,} models, period {period:g} s, {duration:g} s",
+            f"{result['cpu'] * 100:.1f} % of one core",
+            f"{result['probes']:,}",
+            ms(result["p50"]),
+            ms(result["p99"]),
+            ms(result["max"]),
+        ]
+    ]
+    table(
+        "scheduler: background probing (noop strategy: the monitor's own cost)",
+        ["run", "CPU", "probes", "lateness p50", "p99", "max"],
+        rows,
+    )
+    return result
+
+
+def scheduler_main(models: int, period: float, duration: float) -> None:
+    from healthkit import HealthKit, Monitor
+
+    async def main() -> dict[str, Any]:
+        raw = {
+            "defaults": {"health_check": {"strategy": "noop", "period": period}},
+            "models": {f"model-{i}": {} for i in range(models)},
+        }
+        monitor = Monitor(HealthKit.from_config(raw))
+        await monitor.kit.astart()
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await monitor.start()
+        await asyncio.sleep(duration)
+        cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+        stats = monitor.stats()
+        await monitor.aclose()
+        return {
+            "cpu": cpu,
+            "probes": stats.checks,
+            "p50": stats.lateness_p50,
+            "p99": stats.lateness_p99,
+            "max": stats.lateness_max,
+        }
+
+    print(json.dumps(asyncio.run(main())), flush=True)
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+
+def summary(results: dict[str, Any]) -> None:
+    rows: list[list[object]] = []
+
+    def check(name: str, figure: str, target: str, ok: bool) -> None:
+        rows.append([name, figure, target, "met" if ok else "MISSED"])
+
+    if "burst" in results:
+        b = results["burst"]
+        check(
+            "burst upstream requests",
+            f"{b['healthkit']['upstream']} (warm), {b['healthkit_cold']['upstream']} (cold)",
+            "<= 1 per model per cache_ttl",
+            b["healthkit"]["upstream"] <= 1 and b["healthkit_cold"]["upstream"] <= 1,
+        )
+        check(
+            "burst readiness p99 vs /livez",
+            f"{b['p99_ratio_to_livez']:.2f}x",
+            "<= 1.5x",
+            b["p99_ratio_to_livez"] <= 1.5,
+        )
+    if "dedupe" in results:
+        d = results["dedupe"]
+        check(
+            "RSS per extra model",
+            f"{d['per_extra_model_bytes']:,.0f} B",
+            "<= 2 KiB",
+            d["per_extra_model_bytes"] <= 2048,
+        )
+        check(
+            "memory vs one client per model", f"{d['ratio']:,.0f}x less", ">= 50x", d["ratio"] >= 50
+        )
+    if "sweep" in results:
+        s = results["sweep"]
+        check(
+            "sweep overhead vs raw httpx",
+            f"{s['overhead'] * 100:+.1f} % (monitor {s['monitor_overhead'] * 100:+.1f} %)",
+            "<= 10 %",
+            s["overhead"] <= 0.10,
+        )
+        check(
+            "batched sweep",
+            f"{s['batch_factor']:,.0f}x fewer requests",
+            ">= 10x",
+            s["batch_factor"] >= 10,
+        )
+    if "scheduler" in results:
+        c = results["scheduler"]
+        check("scheduler CPU", f"{c['cpu'] * 100:.1f} %", "< 25 % of one core", c["cpu"] < 0.25)
+        check("scheduler p99 lateness", ms(c["p99"]), "< 100 ms", c["p99"] < 0.1)
+    table("summary", ["figure", "measured", "target", ""], rows)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0].startswith("_"):
+        helper, args = argv[0], argv[1:]
+        if helper == "_predictor":
+            predictor_main(int(args[0]))
+        elif helper == "_baseline":
+            baseline_main(args[0])
+        elif helper == "_dedupe":
+            dedupe_main(args[0], int(args[1]), int(args[2]), args[3])
+        elif helper == "_scheduler":
+            scheduler_main(int(args[0]), float(args[1]), float(args[2]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "sections", nargs="*", metavar="SECTION", help=f"{', '.join(SECTIONS)} (default: all)"
+    )
+    parser.add_argument("--quick", action="store_true", help="shorter runs, smaller baselines")
+    parser.add_argument(
+        "--baseline-clients",
+        type=int,
+        default=1000,
+        help="clients built for the one-client-per-model baseline (scaled to 10,000; default 1000)",
+    )
+    parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    opts = parser.parse_args(argv)
+    sections = opts.sections or list(SECTIONS)
+    for section in sections:
+        if section not in SECTIONS:
+            parser.error(f"unknown section {section!r}; choose from {', '.join(SECTIONS)}")
+    print(
+        f"healthkit benchmarks: {', '.join(sections)}{' (quick)' if opts.quick else ''};"
+        f" python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+    )
+    results: dict[str, Any] = {}
+    for section in sections:
+        if section == "burst":
+            results["burst"] = run_burst(opts.quick)
+        elif section == "dedupe":
+            results["dedupe"] = run_dedupe(opts.quick, opts.baseline_clients)
+        elif section == "sweep":
+            results["sweep"] = run_sweep(opts.quick)
+        elif section == "scheduler":
+            results["scheduler"] = run_scheduler(opts.quick)
+    summary(results)
+    if opts.json:
+        opts.json.write_text(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

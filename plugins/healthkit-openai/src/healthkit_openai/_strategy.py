@@ -1,0 +1,185 @@
+"""The ``openai`` strategy: ``/health`` and the ``/v1/models`` list of an OpenAI-style server."""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from healthkit import CheckResult, ErrorInfo, Secret, Status, StrategyContext, Target
+
+from ._config import OpenAIConfig
+
+__all__ = ["OpenAIStrategy"]
+
+#: How many served model names a "not served" detail lists.
+_LISTED = 10
+
+
+class _Failed(Exception):
+    """A step failed: the status and detail every target of the check gets."""
+
+    def __init__(self, status: Status, detail: str, cause: BaseException | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.cause = cause
+
+
+def _verify(config: OpenAIConfig) -> ssl.SSLContext | bool:
+    if not config.verify:
+        return False
+    return ssl.create_default_context(cafile=config.ca_bundle)
+
+
+def _is_tls(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class OpenAIStrategy:
+    """One ``httpx.AsyncClient`` for every model that shares this config.
+
+    It is a batch strategy: one ``/health`` and one ``/v1/models`` request answer
+    any number of models.
+    """
+
+    name = "openai"
+
+    def __init__(self, config: OpenAIConfig) -> None:
+        self.config = config
+        key = os.environ.get(config.api_key_env) if config.api_key_env else None
+        if config.api_key_env and not key:
+            raise RuntimeError(f"environment variable {config.api_key_env!r} is not set")
+        self._key = Secret(key) if key else None
+        auth = config.base_url.auth
+        self._client = httpx.AsyncClient(
+            base_url=config.base_url.url,
+            timeout=httpx.Timeout(config.timeout),
+            verify=_verify(config),
+            auth=httpx.BasicAuth(*auth) if auth else None,
+            limits=httpx.Limits(
+                max_connections=config.max_connections,
+                max_keepalive_connections=config.max_connections,
+            ),
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+    @classmethod
+    def create(cls, config: OpenAIConfig, context: StrategyContext) -> OpenAIStrategy:
+        return cls(config)
+
+    def __repr__(self) -> str:
+        return f"<OpenAIStrategy {self.config.base_url} {'+'.join(self.config.endpoints)}>"
+
+    # -- requests -------------------------------------------------------------------
+
+    async def _get(self, path: str) -> httpx.Response:
+        headers = {}
+        if self._key is not None:
+            headers["Authorization"] = f"Bearer {self._key.get_secret_value()}"
+        where = f"GET {path}"
+        try:
+            return await self._client.get(path, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise _Failed(
+                Status.UNHEALTHY, f"{where}: timed out after {self.config.timeout:g}s", exc
+            ) from None
+        except httpx.ConnectError as exc:
+            kind = "TLS error" if _is_tls(exc) else "connection failed"
+            raise _Failed(Status.UNHEALTHY, f"{where}: {kind}: {exc}", exc) from None
+        except (httpx.HTTPError, OSError) as exc:
+            raise _Failed(
+                Status.UNHEALTHY, f"{where}: request failed: {type(exc).__name__}: {exc}", exc
+            ) from None
+
+    def _refused(self, where: str, response: httpx.Response) -> _Failed:
+        code = response.status_code
+        if code in (401, 403):
+            hint = (
+                f"; check the key in ${self.config.api_key_env}"
+                if self.config.api_key_env
+                else "; the server wants an API key (set api_key_env)"
+            )
+            return _Failed(Status.UNHEALTHY, f"{where}: unauthorized (HTTP {code}){hint}")
+        if code == 404:
+            return _Failed(Status.UNHEALTHY, f"{where}: not found (HTTP 404)")
+        return _Failed(Status.UNHEALTHY, f"{where}: not ready (HTTP {code})")
+
+    async def _health(self) -> str:
+        path = self.config.health_path
+        response = await self._get(path)
+        if response.status_code != 200:
+            raise self._refused(f"GET {path}", response)
+        return f"{path} ok"
+
+    async def _served(self) -> list[str]:
+        path = self.config.models_path
+        where = f"GET {path}"
+        response = await self._get(path)
+        if response.status_code != 200:
+            raise self._refused(where, response)
+        try:
+            body: Any = response.json()
+        except ValueError:
+            raise _Failed(Status.UNHEALTHY, f"{where}: body is not JSON") from None
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise _Failed(Status.UNHEALTHY, f"{where}: body has no 'data' list")
+        return [str(item["id"]) for item in data if isinstance(item, dict) and "id" in item]
+
+    # -- checks -----------------------------------------------------------------------
+
+    def _result(
+        self, target: Target, status: Status, detail: str, exc: BaseException | None = None
+    ) -> CheckResult:
+        return CheckResult(
+            status=status,
+            strategy=self.name,
+            target=target,
+            detail=detail,
+            error=None if exc is None else ErrorInfo.from_exception(exc),
+        )
+
+    async def acheck(self, target: Target) -> CheckResult:
+        return (await self.acheck_many([target]))[target]
+
+    async def acheck_many(self, targets: Sequence[Target]) -> Mapping[Target, CheckResult]:
+        """Answer every target with one ``/health`` and one ``/v1/models`` request."""
+        parts: list[str] = []
+        served: list[str] | None = None
+        try:
+            if "health" in self.config.endpoints:
+                parts.append(await self._health())
+            if "models" in self.config.endpoints:
+                served = await self._served()
+        except _Failed as failed:
+            done = "; ".join([*parts, failed.detail])
+            return {t: self._result(t, failed.status, done, failed.cause) for t in targets}
+        return {t: self._judge(t, parts, served) for t in targets}
+
+    def _judge(self, target: Target, parts: list[str], served: list[str] | None) -> CheckResult:
+        if served is None:
+            return self._result(target, Status.HEALTHY, "; ".join(parts))
+        if target.model is None:
+            detail = "; ".join([*parts, f"{len(served)} model(s) served"])
+            return self._result(target, Status.HEALTHY, detail)
+        if target.model in served:
+            detail = "; ".join([*parts, f"model {target.model!r} is served"])
+            return self._result(target, Status.HEALTHY, detail)
+        listed = ", ".join(served[:_LISTED]) + (", ..." if len(served) > _LISTED else "")
+        detail = "; ".join(
+            [*parts, f"model {target.model!r} is not served (served: {listed or 'none'})"]
+        )
+        return self._result(target, Status.UNHEALTHY, detail)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
