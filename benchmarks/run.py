@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import gc
 import json
+import logging
 import os
 import resource
 import statistics
@@ -33,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -134,8 +136,9 @@ class Predictor:
         self.proc = proc
         self.url = proc.banner
 
-    def requests(self) -> int:
-        return int(self.proc.ask("count"))
+    def requests(self, path: str = "") -> int:
+        """Requests served so far, to ``path`` or to any path."""
+        return int(self.proc.ask(f"count {path}".strip()))
 
 
 @contextlib.contextmanager
@@ -211,6 +214,12 @@ async def burst(url: str, path: str, count: int) -> tuple[float, list[float], di
     return time.perf_counter() - start, latencies, statuses
 
 
+async def until(condition: Callable[[], bool]) -> None:
+    """Poll ``condition`` every millisecond (the figures around it are wall times)."""
+    while not condition():
+        await asyncio.sleep(0.001)
+
+
 async def poll_ready(url: str, path: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -247,14 +256,17 @@ def run_burst(quick: bool) -> dict[str, Any]:
         }
         rows = []
 
-        def measure(label: str, url: str, path: str) -> dict[str, Any]:
+        def measure(
+            label: str, url: str, path: str, model_path: str, repeat: int = rounds
+        ) -> dict[str, Any]:
             runs = []
-            for _ in range(rounds):
-                before = pred.requests()
+            for _ in range(repeat):
+                before, before_total = pred.requests(model_path), pred.requests()
                 wall, lat, statuses = asyncio.run(burst(url, path, n))
                 runs.append(
                     {
-                        "upstream": pred.requests() - before,
+                        "upstream": pred.requests(model_path) - before,
+                        "upstream_total": pred.requests() - before_total,
                         "wall": wall,
                         "p50": pct(lat, 0.50),
                         "p99": pct(lat, 0.99),
@@ -266,6 +278,7 @@ def run_burst(quick: bool) -> dict[str, Any]:
                 [
                     label,
                     run["upstream"],
+                    run["upstream_total"],
                     ms(run["wall"]),
                     ms(run["p50"]),
                     ms(run["p99"]),
@@ -275,22 +288,26 @@ def run_burst(quick: bool) -> dict[str, Any]:
             return run
 
         with healthkit_serve(config) as url:
-            asyncio.run(poll_ready(url, "/readyz"))
+            asyncio.run(poll_ready(url, "/v2/models/alpha/ready"))
+            alpha = "/v2/models/alpha/ready"
+            cold = "/v2/models/cold/ready"
+            # Once only: after its first answer the model has a result like any other.
             out["healthkit_cold"] = measure(
-                "healthkit serve, model never probed yet", url, "/v2/models/cold/ready"
+                "healthkit serve, model not probed yet", url, cold, cold, repeat=1
             )
-            out["healthkit"] = measure(
-                "healthkit serve /v2/models/alpha/ready", url, "/v2/models/alpha/ready"
-            )
-            out["healthkit_livez"] = measure("healthkit serve /livez (same server)", url, "/livez")
+            out["healthkit"] = measure("healthkit serve, /v2/models/alpha/ready", url, alpha, alpha)
+            out["healthkit_livez"] = measure("healthkit serve, /livez", url, "/livez", alpha)
         with child("_baseline", pred.url) as base:
             asyncio.run(poll_ready(base.banner, "/v2/models/alpha/ready"))
             out["baseline"] = measure(
-                "baseline: upstream check per request", base.banner, "/v2/models/alpha/ready"
+                "baseline (KServe-like), /v2/models/alpha/ready",
+                base.banner,
+                "/v2/models/alpha/ready",
+                "/v2/models/alpha/ready",
             )
     table(
         f"burst: {n} concurrent GETs, one connection each, median of {rounds} run(s)",
-        ["server", "upstream requests", "wall", "p50", "p99", "statuses"],
+        ["server, path", "upstream (model)", "upstream (all)", "wall", "p50", "p99", "statuses"],
         rows,
     )
     out["p99_ratio_to_livez"] = out["healthkit"]["p99"] / max(out["healthkit_livez"]["p99"], 1e-9)
@@ -337,26 +354,66 @@ def baseline_main(upstream: str) -> None:
 
 
 def predictor_main(models: int) -> None:
+    """A minimal Open Inference Protocol predictor on uvicorn that counts requests.
+
+    uvicorn rather than the threaded test server: KServe's predictors are uvicorn
+    servers, and a thread per connection would make the predictor the bottleneck
+    of every figure. ``count`` / ``count PATH`` on stdin prints the request count.
+    """
     import threading
 
-    from healthkit import _oip_server
+    import uvicorn
 
-    # socketserver listens with a backlog of 5; a thousand concurrent connects would
-    # spend seconds in SYN retries and measure the kernel, not the servers.
-    _oip_server._Server.request_queue_size = 4096
-    names = ["alpha", *(f"model-{i}" for i in range(models - 1))]
-    server = _oip_server.OipServer(names).start()
-    print(server.url, flush=True)
+    names = {"alpha", "cold", *(f"model-{i}" for i in range(models))}
+    counts: collections.Counter[str] = collections.Counter()
+    index = json.dumps(
+        [{"name": n, "version": "1", "state": "READY", "reason": ""} for n in sorted(names)]
+    ).encode()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                kind = message["type"].rsplit(".", 1)[-1]
+                await send({"type": f"lifespan.{kind}.complete"})
+                if kind == "shutdown":
+                    return
+        path = scope["path"]
+        counts[path] += 1
+        counts[""] += 1
+        more = scope["method"] == "POST"
+        while more:
+            more = (await receive()).get("more_body", False)
+        parts = path.strip("/").split("/")
+        if path == "/v2/repository/index":
+            code, body = 200, index
+        elif path in ("/v2/health/live", "/v2/health/ready"):
+            code, body = 200, b'{"ready": true}'
+        elif len(parts) == 4 and parts[:2] == ["v2", "models"] and parts[3] == "ready":
+            ready = parts[2] in names
+            code, body = (200, b'{"ready": true}') if ready else (404, b'{"error": "not found"}')
+        else:
+            code, body = 404, b'{"error": "not found"}'
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": code, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     def serve_commands() -> None:
         for line in sys.stdin:
-            if line.strip() == "count":
-                print(server.total_requests, flush=True)
+            _, _, path = line.strip().partition(" ")
+            print(counts[path], flush=True)
 
-    reader = threading.Thread(target=serve_commands, daemon=True)
-    reader.start()
-    reader.join()
-    server.stop()
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            port = self.servers[0].sockets[0].getsockname()[1]
+            print(f"http://127.0.0.1:{port}", flush=True)
+            threading.Thread(target=serve_commands, daemon=True).start()
+
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="error", ws="none", access_log=False
+    )
+    Server(config).run()
 
 
 # -- dedupe -----------------------------------------------------------------------------------
@@ -371,7 +428,7 @@ def run_dedupe(quick: bool, baseline_clients: int) -> dict[str, Any]:
             result: dict[str, Any] = json.loads(proc.banner)
             return result
 
-    with predictor(1) as pred:
+    with predictor(models) as pred:
         small = measure("healthkit", "10", str(configs), pred.url)
         big = measure("healthkit", str(models), str(configs), pred.url)
     per_client = measure("per-model", str(baseline_n), "0", "http://127.0.0.1:9")
@@ -448,8 +505,7 @@ def dedupe_main(kind: str, models: int, configs: int, url: str) -> None:
         monitor = Monitor(HealthKit(config, registry=registry))
         await monitor.start()
         # Steady state: every model holds its last result.
-        while any(monitor.last_result(m) is None for m in monitor.models):
-            await asyncio.sleep(0.05)
+        await until(lambda: all(monitor.last_result(m) is not None for m in monitor.models))
         grown = rss_bytes() - before
         clients = sum(isinstance(o, httpx.AsyncClient) for o in gc.get_objects())
         instances = monitor.kit.stats().instances
@@ -566,11 +622,10 @@ async def _sweep(pred: Predictor, models: int, concurrency: int, rounds: int) ->
     async def one_round(batch: bool) -> dict[str, float]:
         cfg = {"defaults": {"health_check": {**hc, "batch": batch}}, "models": config["models"]}
         before = pred.requests()
-        monitor = Monitor(HealthKit.from_config(cfg), max_in_flight=64)
+        monitor = Monitor(HealthKit.from_config(cfg), max_in_flight=concurrency)
         start = time.perf_counter()
         await monitor.start()
-        while any(monitor.last_result(n) is None for n in names):
-            await asyncio.sleep(0.001)
+        await until(lambda: all(monitor.last_result(n) is not None for n in names))
         wall = time.perf_counter() - start
         await monitor.aclose()
         return {"upstream": pred.requests() - before, "wall": wall}
@@ -717,6 +772,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     opts = parser.parse_args(argv)
+    # Transitions are logged at WARNING; a thousand of them would bury the figures.
+    logging.getLogger("healthkit").setLevel(logging.ERROR)
     sections = opts.sections or list(SECTIONS)
     for section in sections:
         if section not in SECTIONS:

@@ -56,9 +56,7 @@ class RecConfig:
 class RecStrategy:
     """A ``rec`` instance: counts checks in flight and closes."""
 
-    def __init__(
-        self, recorder: Recorder, config: RecConfig, children: Sequence[object]
-    ) -> None:
+    def __init__(self, recorder: Recorder, config: RecConfig, children: Sequence[object]) -> None:
         self.recorder = recorder
         self.config = config
         self.children = tuple(children)
@@ -81,7 +79,10 @@ class RecStrategy:
             if behaviour == "garbage":
                 return "not a result"  # type: ignore[return-value]
             return CheckResult(
-                status=Status(behaviour), strategy="rec", target=target, detail=f"key {self.config.key}"
+                status=Status(behaviour),
+                strategy="rec",
+                target=target,
+                detail=f"key {self.config.key}",
             )
         finally:
             rec.in_flight -= 1
@@ -174,15 +175,9 @@ def oip_server() -> Iterator[OipServer]:
         server.stop()
 
 
-@attrs.define
-class Reply:
-    status: int = 200
-    body: bytes = b""
-    content_type: str = "application/json"
-
-
-#: Decides the reply to one request: (method, path, request number for this path) -> Reply.
-Script = Callable[[str, str, int], Reply]
+#: Decides the reply to one request: (method, path, request number for this path) ->
+#: (status, body, content type).
+Script = Callable[[str, str, int], tuple[int, bytes, str]]
 
 
 class ScriptedServer:
@@ -199,7 +194,7 @@ class ScriptedServer:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 return None
 
             def _reply(self) -> None:
@@ -211,13 +206,13 @@ class ScriptedServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length:
                     self.rfile.read(length)
-                reply = owner.script(self.command, self.path, n)
-                self.send_response(reply.status)
-                self.send_header("Content-Type", reply.content_type)
-                self.send_header("Content-Length", str(len(reply.body)))
+                status, body, content_type = owner.script(self.command, self.path, n)
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if self.command != "HEAD":
-                    self.wfile.write(reply.body)
+                    self.wfile.write(body)
 
             do_GET = do_POST = do_HEAD = _reply
 

@@ -122,7 +122,12 @@ def test_equivalent_spellings_give_equal_hash_equal_specs(
     # and as whole configs (defaults + model override, through JSON), still one spec
     config = load_config(
         json.loads(
-            json.dumps({"defaults": {"health_check": first}, "models": {"x": {}, "y": {"health_check": second}}})
+            json.dumps(
+                {
+                    "defaults": {"health_check": first},
+                    "models": {"x": {}, "y": {"health_check": second}},
+                }
+            )
         ),
         registry=registry,
     )
@@ -161,7 +166,9 @@ def _mutations(canon: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 @SETTINGS
 @given(data=st.data())
-def test_different_values_give_different_specs(registry: StrategyRegistry, data: st.DataObject) -> None:
+def test_different_values_give_different_specs(
+    registry: StrategyRegistry, data: st.DataObject
+) -> None:
     canon = data.draw(canonical_http())
     base = parse_spec(data.draw(spelling(canon)), registry=registry)
     for what, other in _mutations(canon):
@@ -171,7 +178,9 @@ def test_different_values_give_different_specs(registry: StrategyRegistry, data:
 
 @SETTINGS
 @given(data=st.data())
-def test_toml_and_dict_spellings_agree(registry: StrategyRegistry, data: st.DataObject, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_toml_and_dict_spellings_agree(
+    registry: StrategyRegistry, data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     canon = data.draw(canonical_http())
     raw = data.draw(spelling(canon))
     path = tmp_path_factory.mktemp("prop") / "c.toml"
@@ -211,6 +220,8 @@ def test_spec_equality_ignores_monitor_only_keys(registry: StrategyRegistry) -> 
         {"models": {"m": {"health_check": {"strategy": "noop", "period": 1}}}}, registry=registry
     )
     b = load_config({"models": {"m": {"health_check": {"strategy": "noop"}}}}, registry=registry)
-    assert a.models["m"].check == b.models["m"].check == StrategySpec(
-        strategy="noop", config=a.models["m"].check.config
+    assert (
+        a.models["m"].check
+        == b.models["m"].check
+        == StrategySpec(strategy="noop", config=a.models["m"].check.config)
     )

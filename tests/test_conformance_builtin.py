@@ -5,10 +5,15 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent import futures
+from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 
@@ -207,3 +212,250 @@ if _grpc_available():
         @pytest.fixture
         def secrets(self) -> Sequence[str]:
             return [HEADER_SECRET]
+
+
+PYTEST_PLUGIN_PROBE = """
+import importlib.metadata, json, logging, os, sys, threading, time, warnings
+
+modules = set(sys.modules)
+environ = dict(os.environ)
+threads = threading.active_count()
+handlers = list(logging.getLogger().handlers) + list(logging.getLogger("healthkit").handlers)
+filters = list(warnings.filters)
+HEAVY = (
+    "healthkit.testing._", "healthkit.cli", "healthkit.strategies.",
+    "grpc", "psutil", "uvicorn", "starlette", "yaml",
+)
+(ep,) = [e for e in importlib.metadata.entry_points(group="pytest11") if e.name == "healthkit"]
+start = time.perf_counter()
+module = ep.load()
+took = time.perf_counter() - start
+print(json.dumps({
+    "value": ep.value,
+    "seconds": took,
+    "environ_changed": dict(os.environ) != environ,
+    "new_threads": threading.active_count() - threads,
+    "new_handlers": len(logging.getLogger().handlers) + len(logging.getLogger("healthkit").handlers)
+    - len(handlers),
+    "filters_changed": list(warnings.filters) != filters,
+    "hooks": sorted(n for n in dir(module) if n.startswith("pytest_")),
+    "heavy": sorted(
+        m for m in set(sys.modules) - modules
+        if m.startswith(HEAVY) and m != "healthkit.testing._pytest_plugin"
+    ),
+}))
+"""
+
+
+def test_the_pytest_plugin_is_registered_light_and_side_effect_free() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", PYTEST_PLUGIN_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    found = json.loads(done.stdout)
+    print(f"loading the pytest11 entry point (healthkit included) took {found['seconds']:.3f}s")
+    assert found["value"] == "healthkit.testing._pytest_plugin"
+    assert found["environ_changed"] is False
+    assert found["new_threads"] == 0
+    assert found["new_handlers"] == 0
+    assert found["filters_changed"] is False
+    # Fixtures only: no hooks that would change every pytest run.
+    assert found["hooks"] == []
+    # The suite, the servers and optional extras load only when a test asks for them.
+    assert found["heavy"] == []
+
+
+def test_the_silent_server_fixture_comes_from_the_pytest_plugin(
+    healthkit_silent_server: SilentServer,
+) -> None:
+    # No conftest defines it: the pytest11 entry point does.
+    assert type(healthkit_silent_server) is SilentServer
+    with socket.create_connection(
+        (healthkit_silent_server.host, healthkit_silent_server.port)
+    ) as sock:
+        sock.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            sock.recv(1)  # it never answers
+
+
+# -- the suite itself fails broken strategies ------------------------------------------
+
+BROKEN_STRATEGIES = '''
+import asyncio
+import socket
+import subprocess
+
+import attrs
+import pytest
+from healthkit import CheckResult, Secret, Status, StrategyRegistry, hookimpl
+from healthkit.testing import BadConfig, SilentServer, StrategyConformance
+
+KEEP = []  # what the leaky strategies leak, kept alive so only the suite notices
+
+
+@attrs.frozen(kw_only=True)
+class Config:
+    token: Secret
+    timeout: float = 1.0
+
+
+@attrs.define(kw_only=True)
+class MutableConfig:
+    token: Secret
+    timeout: float = 1.0
+
+
+class Base:
+    def __init__(self, config):
+        self.config = config
+
+    async def acheck(self, target):
+        await asyncio.sleep(0)
+        return CheckResult(status=Status.HEALTHY, strategy="x", target=target, detail="ok")
+
+    async def aclose(self):
+        return None
+
+
+class Raises(Base):
+    async def acheck(self, target):
+        raise RuntimeError("kaboom")
+
+
+class LeaksSocket(Base):
+    async def acheck(self, target):
+        KEEP.append(socket.socket())
+        return await super().acheck(target)
+
+
+class LeaksTask(Base):
+    async def acheck(self, target):
+        KEEP.append(asyncio.ensure_future(asyncio.sleep(60)))
+        return await super().acheck(target)
+
+
+class LeaksProcess(Base):
+    async def acheck(self, target):
+        KEEP.append(subprocess.Popen(["sleep", "60"]))
+        return await super().acheck(target)
+
+
+class ShowsSecret(Base):
+    def __repr__(self):
+        return f"<ShowsSecret {self.config.token.get_secret_value()}>"
+
+
+class IgnoresCancel(Base):
+    async def acheck(self, target):
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            await asyncio.sleep(1.0)  # a slow, stubborn cleanup
+        return await super().acheck(target)
+
+
+class IgnoresOwnTimeout(Base):
+    async def acheck(self, target):
+        await asyncio.sleep(60)
+
+
+BEHAVIOURS = {
+    "good": (Config, Base),
+    "raises": (Config, Raises),
+    "leaks_socket": (Config, LeaksSocket),
+    "leaks_task": (Config, LeaksTask),
+    "leaks_process": (Config, LeaksProcess),
+    "shows_secret": (Config, ShowsSecret),
+    "ignores_cancel": (Config, IgnoresCancel),
+    "ignores_own_timeout": (Config, IgnoresOwnTimeout),
+    "mutable": (MutableConfig, Base),
+}
+
+
+class Plugin:
+    __name__ = "broken-strategies"
+
+    @hookimpl
+    def healthkit_register_strategies(self, registrar):
+        for name, (config, cls) in BEHAVIOURS.items():
+            registrar.add(name, config=config, factory=lambda c, ctx, cls=cls: cls(c))
+
+
+class Common(StrategyConformance):
+    deadline_slack = 0.5
+    release_timeout = 0.5
+
+    @pytest.fixture
+    def registry(self):
+        return StrategyRegistry(plugins=[Plugin()], entry_points=False, disabled=())
+
+    @pytest.fixture
+    def valid_config(self):
+        return {"token": "very-secret-token"}
+
+    @pytest.fixture
+    def unresponsive_config(self):
+        return {"token": "very-secret-token"}
+
+    @pytest.fixture
+    def bad_configs(self):
+        return [BadConfig(changes={"timeout": "soon"}, path="timeout")]
+
+    @pytest.fixture
+    def secrets(self):
+        return ["very-secret-token"]
+
+
+''' + "".join(
+    f"class Test_{name}(Common):\n    strategy = {name!r}\n\n\n"
+    for name in (
+        "good",
+        "raises",
+        "leaks_socket",
+        "leaks_task",
+        "leaks_process",
+        "shows_secret",
+        "ignores_cancel",
+        "ignores_own_timeout",
+        "mutable",
+    )
+)
+
+
+def test_the_suite_fails_what_is_broken(tmp_path: Path) -> None:
+    (tmp_path / "test_broken.py").write_text(BROKEN_STRATEGIES)
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    report = tmp_path / "report.xml"
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    root = ElementTree.parse(report).getroot()
+    failed: dict[str, set[str]] = {}
+    for case in root.iter("testcase"):
+        strategy = case.get("classname", "").rsplit("Test_", 1)[-1]
+        failed.setdefault(strategy, set())
+        if case.find("failure") is not None or case.find("error") is not None:
+            failed[strategy].add(case.get("name", ""))
+    # Every behaviour fails exactly the tests that are about it; the good one fails none.
+    assert failed == {
+        "good": set(),
+        "raises": {"test_check_always_returns_a_result"},
+        "leaks_socket": {"test_close_releases_every_resource"},
+        "leaks_task": {"test_close_releases_every_resource"},
+        "leaks_process": {"test_close_releases_every_resource"},
+        "shows_secret": {"test_secrets_never_appear"},
+        "ignores_cancel": {"test_timeout_is_honoured", "test_check_always_returns_a_result"},
+        "ignores_own_timeout": {"test_timeout_is_honoured", "test_check_always_returns_a_result"},
+        "mutable": {
+            "test_valid_config_loads_into_a_frozen_record",
+            "test_equal_configs_are_equal_and_hashable",
+        },
+    }

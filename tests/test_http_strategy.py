@@ -20,6 +20,8 @@ import pytest
 from healthkit import (
     CheckResult,
     ConfigError,
+    Resolver,
+    StrategyCreationError,
     StrategyRegistry,
     Target,
     describe_spec,
@@ -124,10 +126,10 @@ async def test_v1_ready_not_ready_and_missing(make: Make, oip_server: OipServer)
     assert oip_server.requests["/v1/models"] == 1
 
 
-def _reply(status: int, body: Any, content_type: str = "application/json") -> Any:
-    from conftest import Reply
-
-    return Reply(status, body if isinstance(body, bytes) else _json(body), content_type)
+def _reply(
+    status: int, body: Any, content_type: str = "application/json"
+) -> tuple[int, bytes, str]:
+    return status, body if isinstance(body, bytes) else _json(body), content_type
 
 
 @pytest.mark.parametrize(
@@ -181,9 +183,13 @@ async def test_generic_template_method_and_status_ranges(make: Make, scripted: A
     assert (good.status.value, good.detail) == ("healthy", "HTTP 204")
     busy = await strategy.acheck(Target(model="busy", version="1"))
     assert (busy.status.value, busy.detail) == ("degraded", "degraded (HTTP 429)")
-    _assert_unhealthy(await strategy.acheck(Target(model="gone", version="1")), "unexpected HTTP 404")
+    _assert_unhealthy(
+        await strategy.acheck(Target(model="gone", version="1")), "unexpected HTTP 404"
+    )
     # redirects are not followed: a 302 is not in the expected range
-    _assert_unhealthy(await strategy.acheck(Target(model="moved", version="1")), "unexpected HTTP 302")
+    _assert_unhealthy(
+        await strategy.acheck(Target(model="moved", version="1")), "unexpected HTTP 302"
+    )
     assert set(server.methods) == {"POST"}
 
 
@@ -247,7 +253,7 @@ def test_empty_expected_status_is_a_config_error(registry: StrategyRegistry) -> 
         "path": "/h",
         "expected_status": [],
     }
-    with pytest.raises(ConfigError, match="m.expected_status: must not be empty"):
+    with pytest.raises(ConfigError, match=r"m\.expected_status: must not be empty"):
         parse_spec(raw, registry=registry, path="m")
 
 
@@ -297,9 +303,23 @@ async def test_500_is_unhealthy(make: Make, scripted: Any, protocol: str) -> Non
     assert server.total == 1
 
 
-async def test_missing_tls_files_give_an_unhealthy_result(make: Make, tmp_path: Any) -> None:
-    strategy = make(base_url="https://127.0.0.1:1", ca_bundle=str(tmp_path / "missing.pem"))
-    _assert_unhealthy(await strategy.acheck(Target(model="m")), "TLS setup failed")
+async def test_missing_tls_files_fail_startup_naming_the_file(
+    registry: StrategyRegistry, tmp_path: Any
+) -> None:
+    missing = tmp_path / "missing.pem"
+    spec = parse_spec(
+        {"strategy": "http", "base_url": "https://127.0.0.1:1", "ca_bundle": str(missing)},
+        registry=registry,
+    )
+    resolver = Resolver(registry)
+    try:
+        with pytest.raises(StrategyCreationError) as exc:
+            resolver.acquire("m", spec)
+    finally:
+        await resolver.aclose()
+    assert "strategy 'http'" in str(exc.value)
+    assert f"TLS setup failed (ca_bundle={str(missing)!r})" in str(exc.value)
+    assert resolver.stats().instances == 0
 
 
 # -- retries -------------------------------------------------------------------------------
@@ -357,7 +377,14 @@ async def test_headers_are_sent_but_never_shown(make: Make, scripted: Any) -> No
             repr(strategy.config),
             json.dumps(result.to_dict()),
             repr(result),
-            json.dumps(describe_spec(parse_spec({"strategy": "http", "base_url": server.url}, registry=StrategyRegistry(entry_points=False)))),
+            json.dumps(
+                describe_spec(
+                    parse_spec(
+                        {"strategy": "http", "base_url": server.url},
+                        registry=StrategyRegistry(entry_points=False),
+                    )
+                )
+            ),
         ]
     )
     assert "s3cr3t-token" not in shown and "hunter2" not in shown
@@ -397,7 +424,10 @@ async def test_tls_verification_fails_with_an_untrusted_ca(
     make: Make, scripted: Any, tls_files: Any
 ) -> None:
     server = scripted(lambda m, p, n: _reply(200, {}), tls=tls_files.server_context())
-    for strategy in (make(base_url=_https(server.url)), make(base_url=_https(server.url), ca_bundle=str(tls_files.other_ca_path))):
+    for strategy in (
+        make(base_url=_https(server.url)),
+        make(base_url=_https(server.url), ca_bundle=str(tls_files.other_ca_path)),
+    ):
         result = await strategy.acheck(Target(model="m"))
         print("untrusted:", result.detail)
         _assert_unhealthy(result, "TLS error", "CERTIFICATE_VERIFY_FAILED")

@@ -33,7 +33,7 @@ import grpc
 import httpx
 import pytest
 
-from healthkit import load_config
+from healthkit import StrategyRegistry, load_config
 from healthkit._proto import grpc_predict_v2_pb2 as pb
 
 pytestmark = pytest.mark.kserve
@@ -113,7 +113,9 @@ class Stack:
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.t_grpc}")
         self.predictor: Proc | None = None
         self.transformer: Proc | None = None
-        self.config = load_config(CONFIG)  # the settings the bounds below are derived from
+        self.config = load_config(
+            CONFIG, registry=StrategyRegistry()
+        )  # the settings the bounds below are derived from
 
     def start_predictor(self) -> Proc:
         args = ["--http_port", str(self.p_http), "--grpc_port", str(self.p_grpc)]
@@ -189,7 +191,11 @@ class Stack:
             for proc in (self.predictor, self.transformer):
                 if proc is self.transformer and proc is not None and proc.popen.poll() is not None:
                     pytest.fail(f"the transformer exited\n{self.diagnostics()}")
-            code = self.get(path)
+            try:
+                code = self.get(path)
+            except httpx.TransportError:  # not listening yet
+                time.sleep(0.05)
+                continue
             seen.add(code)
             if code == status:
                 return time.monotonic() - start
@@ -203,7 +209,7 @@ class Stack:
             if self.predictor.popen.poll() is not None:
                 pytest.fail(f"the predictor exited\n{self.diagnostics()}")
             with contextlib.suppress(httpx.HTTPError):
-                if self.http.get(f"http://127.0.0.1:{self.p_http}/v2/health/ready").is_success:
+                if self.http.get(f"http://127.0.0.1:{self.p_http}/demo/stats").is_success:
                     return
             time.sleep(0.05)
         pytest.fail(f"the predictor never became ready\n{self.diagnostics()}")
@@ -268,7 +274,10 @@ def test_a_model_not_ready_on_the_predictor_is_not_ready_alone(healthy: Stack) -
     s = healthy
     s.steer("iris", ready=False)
     took = s.wait_for("/v2/models/iris/ready", 503, limit=s.bound("iris") + SETTLE)
-    print(f"\niris not ready on the predictor -> 503 after {took:.2f} s (bound {s.bound('iris'):.1f} s)")
+    print(
+        f"\niris not ready on the predictor -> 503 after {took:.2f} s "
+        f"(bound {s.bound('iris'):.1f} s)"
+    )
     assert s.get("/v1/models/iris") == 503
     assert s.grpc_ready("iris") is False
     for model in ("digits", "echo", "ensemble"):
@@ -312,7 +321,9 @@ def test_a_hung_model_is_not_ready_within_its_timeout_and_inference_goes_on(
         f"http://127.0.0.1:{s.t_http}/v1/models/digits:predict",
         json={"instances": [[1, 2], [3, 4]]},
     )
-    print(f"inference of digits meanwhile: HTTP {reply.status_code} in {time.monotonic() - t0:.3f} s")
+    print(
+        f"inference of digits meanwhile: HTTP {reply.status_code} in {time.monotonic() - t0:.3f} s"
+    )
     assert reply.status_code == 200, reply.text
     assert reply.json() == {"predictions": [6, 14]}  # doubled by the transformer, summed
 
@@ -343,7 +354,9 @@ async def test_a_burst_of_readiness_requests_costs_one_check_per_model_per_cache
             return (await client.get(paths[i % len(paths)])).status_code
 
         async def rpc(i: int) -> bool:
-            reply = await model_ready(pb.ModelReadyRequest(name=MODELS[i % len(MODELS)]), timeout=30)
+            reply = await model_ready(
+                pb.ModelReadyRequest(name=MODELS[i % len(MODELS)]), timeout=30
+            )
             return bool(reply.ready)
 
         async def infer() -> float:
@@ -391,7 +404,10 @@ def test_a_hung_predictor_gives_503_never_a_hang(healthy: Stack) -> None:
     try:
         for model in PREDICTED:
             took = s.wait_for(f"/v2/models/{model}/ready", 503, limit=s.bound(model) + SETTLE)
-            print(f"\npredictor hung: {model} -> 503 after {took:.2f} s (bound {s.bound(model):.1f} s)")
+            print(
+                f"\npredictor hung: {model} -> 503 after {took:.2f} s "
+                f"(bound {s.bound(model):.1f} s)"
+            )
             assert s.grpc_ready(model) is False
         assert s.get("/v2/health/ready") == 503
         assert s.grpc_ready() is False

@@ -342,8 +342,10 @@ def test_disabling_blocks_a_plugin(plugin_env: Env, tmp_path: Path) -> None:
 def test_the_repository_plugins_are_installed_and_usable(tmp_path: Path) -> None:
     """CI installs plugins/healthkit-* from the repository (requirements-test.txt)."""
     run = [sys.executable, "-m", "healthkit"]
+    clean = {k: v for k, v in os.environ.items() if k != "HEALTHKIT_DISABLE_PLUGINS"}
     listed = subprocess.run(
         [*run, "plugins", "--format", "json"],
+        env=clean,
         capture_output=True,
         text=True,
         timeout=60,
@@ -379,6 +381,7 @@ def test_the_repository_plugins_are_installed_and_usable(tmp_path: Path) -> None
         )
         done = subprocess.run(
             [*run, "check", str(config), "--format", "json"],
+            env=clean,
             capture_output=True,
             text=True,
             timeout=60,

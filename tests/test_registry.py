@@ -147,7 +147,9 @@ def test_a_plugin_whose_hook_raises_is_isolated(
         (("dup", "dup"), "plugin 'p' registers 'dup' twice"),
     ],
 )
-def test_malformed_registrations_fail_the_plugin(strategies: tuple[str, ...], expected: str) -> None:
+def test_malformed_registrations_fail_the_plugin(
+    strategies: tuple[str, ...], expected: str
+) -> None:
     registry = _make(Plugin("p", *strategies))
     assert expected in _failure(registry, "p").message
     assert "noop" in registry

@@ -42,7 +42,9 @@ async def resolver(rec_registry: StrategyRegistry) -> Any:
         await resolver.aclose()
 
 
-async def test_equal_specs_share_one_instance(resolver: Resolver, recorder: Any, rec_tools: Any) -> None:
+async def test_equal_specs_share_one_instance(
+    resolver: Resolver, recorder: Any, rec_tools: Any
+) -> None:
     spec = rec_tools.spec
     a = resolver.acquire("a", spec(1))
     b = resolver.acquire("b", spec(1))  # an equal, separately built spec
@@ -222,7 +224,9 @@ def test_plan_groups_models_by_spec_without_creating(
     rec_registry: StrategyRegistry, rec_tools: Any, recorder: Any
 ) -> None:
     resolver = Resolver(rec_registry)
-    groups = resolver.plan([("a", rec_tools.spec(1)), ("b", rec_tools.spec(2)), ("c", rec_tools.spec(1))])
+    groups = resolver.plan(
+        [("a", rec_tools.spec(1)), ("b", rec_tools.spec(2)), ("c", rec_tools.spec(1))]
+    )
     assert groups == {rec_tools.spec(1): ["a", "c"], rec_tools.spec(2): ["b"]}
     assert recorder.created == []
 
@@ -293,7 +297,9 @@ async def test_concurrent_first_checks_through_the_facade_build_one_instance(
 # -- apply / reload ----------------------------------------------------------------------
 
 
-async def test_apply_changes_only_what_changed(resolver: Resolver, rec_tools: Any, recorder: Any) -> None:
+async def test_apply_changes_only_what_changed(
+    resolver: Resolver, rec_tools: Any, recorder: Any
+) -> None:
     spec = rec_tools.spec
     plan = await resolver.apply({"a": spec(1), "b": spec(1), "c": spec(2), "d": spec(3)})
     assert plan == ReloadPlan(added=("a", "b", "c", "d"), instances_created=3)
@@ -356,7 +362,9 @@ async def test_healthkit_reload_keeps_unchanged_instances_and_clients(
     http_a_respelled = 'base_url = "HTTP://127.0.0.1:9/"\nstrategy = "http"\ntimeout = 1\n'
     http_b = 'strategy = "http"\nbase_url = "http://127.0.0.1:10"\n'
     first = load_config(
-        _models_toml(tmp_path / "1.toml", {"m1": http_a, "m2": http_a, "m3": http_b, "gone": http_b}),
+        _models_toml(
+            tmp_path / "1.toml", {"m1": http_a, "m2": http_a, "m3": http_b, "gone": http_b}
+        ),
         registry=registry,
     )
     second = load_config(
@@ -458,14 +466,18 @@ def test_hundred_models_three_differently_spelled_configs_three_instances(
         assert sorted(len(v) for v in plan.values()) == [33, 33, 34]
         hk.check("model002")  # a noop model: starts every instance, needs no server
         assert hk.stats() == ResolverStats(models=100, instances=3)
-        kinds = sorted(type(hk.resolver.get(m)).__name__ for m in ("model000", "model001", "model002"))
+        kinds = sorted(
+            type(hk.resolver.get(m)).__name__ for m in ("model000", "model001", "model002")
+        )
         assert kinds == ["HttpStrategy", "HttpStrategy", "NoopStrategy"]
         assert isinstance(hk.resolver.get("model003"), HttpStrategy)
         assert hk.resolver.get("model000") is hk.resolver.get("model099")
 
 
 def test_equal_specs_parsed_separately_share(registry: StrategyRegistry) -> None:
-    a = parse_spec({"strategy": "http", "base_url": "http://h:80/", "timeout": 2}, registry=registry)
+    a = parse_spec(
+        {"strategy": "http", "base_url": "http://h:80/", "timeout": 2}, registry=registry
+    )
     b = parse_spec({"timeout": 2.0, "base_url": "http://H", "strategy": "http"}, registry=registry)
 
     async def run() -> tuple[Any, Any]:

@@ -90,7 +90,9 @@ def test_result_to_dict_is_json_ready_and_nests_children() -> None:
 
 
 def test_error_info_from_exception() -> None:
-    assert ErrorInfo.from_exception(ValueError("bad")) == ErrorInfo(type="ValueError", message="bad")
+    assert ErrorInfo.from_exception(ValueError("bad")) == ErrorInfo(
+        type="ValueError", message="bad"
+    )
     # An exception without a message still says something.
     assert ErrorInfo.from_exception(KeyError()).message == "KeyError"
 

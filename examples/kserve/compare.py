@@ -270,15 +270,21 @@ async def snapshot(probe: Probe) -> dict[str, str]:
     return row
 
 
+def upstream(stats: dict[str, Any]) -> Counter[str]:
+    """Readiness requests that reached the predictor, per model, REST and gRPC together."""
+    total: Counter[str] = Counter()
+    for counts in stats["health_requests"].values():
+        total.update(counts)
+    return total
+
+
 async def burst(probe: Probe, n: int) -> dict[str, str]:
-    before = (await probe.stats())["health_requests"]
+    before = upstream(await probe.stats())
     start = time.perf_counter()
     outcomes = await asyncio.gather(*(probe.rest("/v2/models/iris/ready") for _ in range(n)))
     elapsed = time.perf_counter() - start
-    after = (await probe.stats())["health_requests"]
-    delta = {
-        k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)
-    }
+    after = upstream(await probe.stats())
+    delta = {k: after[k] - before[k] for k in after if after[k] != before[k]}
     codes = Counter(code for code, _ in outcomes)
     return {
         "answers": ", ".join(f"{c}x{k}" for k, c in sorted(codes.items())),
@@ -312,7 +318,8 @@ async def measure(mode: str, n: int, logs: Path) -> dict[str, dict[str, str]]:
             table["predictor hung (SIGSTOP)"] = row
         finally:
             os.kill(pred.pid, signal.SIGCONT)
-        await probe.until("/v2/models/iris/ready", "200")
+        for model in ("iris", "digits", "ensemble"):
+            await probe.until(f"/v2/models/{model}/ready", "200")
 
         pred.kill()
         pred.wait(timeout=5)

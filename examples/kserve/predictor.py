@@ -9,11 +9,11 @@ Each model sums the numbers of every input row. Two demo routes let you watch a
 transformer react to its predictor, and count what reaches the predictor:
 
 * ``POST /demo/models/{name}`` with ``{"ready": false}`` turns a model not ready
-  (``{"ready": true}`` back); ``{"health_delay": 5}`` makes its readiness answer
-  take 5 s (a hung model), ``0`` undoes it.
-* ``GET /demo/stats`` returns how many readiness requests (REST v1, REST v2 and
-  gRPC ``ModelReady`` / ``ServerReady``) reached this process, per model, and
-  how many inference requests.
+  (``{"ready": true}`` back); ``{"health_delay": 5}`` makes its readiness answers
+  take 5 s (a hung model; inference stays fast), ``0`` undoes it.
+* ``GET /demo/stats`` returns how many readiness requests reached this process,
+  per protocol (``rest``: v1 and v2; ``grpc``: ``ModelReady``, ``ServerReady``)
+  and model (``<server>`` for server readiness), and how many inference requests.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextvars
 import os
 from typing import Any
 
@@ -33,22 +34,21 @@ from kserve.protocol.dataplane import DataPlane
 
 SERVER = "<server>"
 
+#: Which protocol the current request came in by: set by ``MarkRest`` for REST requests.
+_protocol: contextvars.ContextVar[str] = contextvars.ContextVar("protocol", default="grpc")
+
 
 class SumModel(kserve.Model):
     """Answers with the sum of each input row; its readiness can be steered."""
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
+        #: Seconds every readiness answer about this model takes (not inference).
         self.health_delay = 0.0
         self.load()
 
     def load(self) -> bool:
         self.ready = True
-        return self.ready
-
-    async def healthy(self) -> bool:
-        if self.health_delay:
-            await asyncio.sleep(self.health_delay)
         return self.ready
 
     async def predict(
@@ -66,16 +66,32 @@ class SumModel(kserve.Model):
         return {"predictions": [sum(row) for row in payload["instances"]]}
 
 
+class MarkRest:
+    """ASGI middleware: requests through here are REST; the rest (gRPC) keep the default."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            # Each request runs in its own task, so this never leaks into another request.
+            _protocol.set("rest")
+        await self.app(scope, receive, send)
+
+
 class CountingDataPlane(DataPlane):
-    """KServe's data plane, counting every readiness request it answers."""
+    """KServe's data plane, counting every readiness request it answers, per protocol."""
 
     def __init__(self, model_registry: Any) -> None:
         super().__init__(model_registry=model_registry)
-        self.health_requests: collections.Counter[str] = collections.Counter()
+        self.health_requests: dict[str, collections.Counter[str]] = {
+            "rest": collections.Counter(),
+            "grpc": collections.Counter(),
+        }
         self.inference_requests: collections.Counter[str] = collections.Counter()
 
     async def ready(self) -> bool:
-        self.health_requests[SERVER] += 1
+        self.health_requests[_protocol.get()][SERVER] += 1
         return await super().ready()
 
     async def model_ready(
@@ -85,7 +101,11 @@ class CountingDataPlane(DataPlane):
         if disable_predictor_health_check:
             self.inference_requests[model_name] += 1
         else:
-            self.health_requests[model_name] += 1
+            self.health_requests[_protocol.get()][model_name] += 1
+            model = self.model_registry.get_model(model_name)
+            delay = getattr(model, "health_delay", 0.0)
+            if delay:
+                await asyncio.sleep(delay)
         return await super().model_ready(model_name, disable_predictor_health_check)
 
 
@@ -95,7 +115,7 @@ def add_demo_routes(
     async def stats() -> dict[str, Any]:
         return {
             "pid": os.getpid(),
-            "health_requests": dict(plane.health_requests),
+            "health_requests": {k: dict(v) for k, v in plane.health_requests.items()},
             "inference_requests": dict(plane.inference_requests),
             "models": {
                 name: {"ready": m.ready, "health_delay": m.health_delay}
@@ -114,6 +134,7 @@ def add_demo_routes(
 
     app.add_api_route("/demo/stats", stats, methods=["GET"])
     app.add_api_route("/demo/models/{name}", steer, methods=["POST"])
+    app.add_middleware(MarkRest)
 
 
 def main() -> None:

@@ -108,11 +108,24 @@ def _read_source(source: str | os.PathLike[str]) -> Any:
     except ConfigError:
         raise
     except Exception as exc:  # each parser has its own error type
-        raise ConfigError(
-            [ConfigIssue("", f"invalid {suffix.lstrip('.').upper()}: {exc}")], source=str(path)
-        ) from None
+        message = f"invalid {suffix.lstrip('.').upper()}: {_parse_error(exc)}"
+        raise ConfigError([ConfigIssue("", message)], source=str(path)) from None
     message = f"unsupported config file type {suffix!r}; use .toml, .json, .yaml or .yml"
     raise ConfigError([ConfigIssue("", message)], source=str(path))
+
+
+def _parse_error(exc: Exception) -> str:
+    """A parser's message without quoting the source line: it may hold a secret.
+
+    PyYAML prints the offending line with a caret; TOML and JSON only say where.
+    """
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if problem is None or mark is None:
+        return str(exc)
+    context = getattr(exc, "context", None)
+    prefix = f"{context}: " if context else ""
+    return f"{prefix}{problem} (line {mark.line + 1}, column {mark.column + 1})"
 
 
 def _join(path: str, key: str | int) -> str:

@@ -166,6 +166,10 @@ class HealthKit:
             coro.close()
             raise RuntimeError("inside a running event loop: use the async methods (acheck, ...)")
         if self._loop is None or self._loop.is_closed():
+            if self._closed:
+                # Report the closed state without leaving a fresh, unclosed loop behind.
+                coro.close()
+                raise ClosedError("HealthKit is closed")
             self._loop = asyncio.new_event_loop()
         return self._loop.run_until_complete(coro)
 

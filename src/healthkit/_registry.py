@@ -244,7 +244,7 @@ class StrategyRegistry:
 
     @property
     def disabled(self) -> frozenset[str]:
-        """Entry-point names this registry skips (``disabled=`` or ``HEALTHKIT_DISABLE_PLUGINS``)."""
+        """Entry-point names skipped (``disabled=``, else ``HEALTHKIT_DISABLE_PLUGINS``)."""
         return self._disabled
 
     @property

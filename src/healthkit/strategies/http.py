@@ -57,7 +57,9 @@ def _status_ranges(value: Any) -> tuple[tuple[int, int], ...]:
             lo, hi = item
         elif isinstance(item, int) and not isinstance(item, bool):
             lo = hi = item
-        elif isinstance(item, str) and item.strip().lower().endswith("xx") and len(item.strip()) == 3:
+        elif (
+            isinstance(item, str) and item.strip().lower().endswith("xx") and len(item.strip()) == 3
+        ):
             digit = item.strip()[0]
             if not digit.isdigit():
                 raise ValueError(f"bad status range {item!r}")
@@ -97,20 +99,20 @@ _TEMPLATE_FIELDS = ("model", "version")
 
 def _path_template(value: Any) -> str | None:
     """A ``generic`` path: only ``{model}`` and ``{version}`` may be filled in."""
-    value = _optional_str(value)
-    if value is None:
+    text = _optional_str(value)
+    if text is None:
         return None
     allowed = "use only {model} and {version}; write {{ and }} for literal braces"
     try:
-        parsed = list(string.Formatter().parse(value))
+        parsed = list(string.Formatter().parse(text))
     except ValueError as exc:
-        raise ValueError(f"bad template {value!r}: {exc}; {allowed}") from None
-    for _text, field, spec, conversion in parsed:
+        raise ValueError(f"bad template {text!r}: {exc}; {allowed}") from None
+    for _literal, field, spec, conversion in parsed:
         if field is None:
             continue
         if field not in _TEMPLATE_FIELDS or spec or conversion:
-            raise ValueError(f"bad template field {{{field}}} in {value!r}; {allowed}")
-    return value
+            raise ValueError(f"bad template field {{{field}}} in {text!r}; {allowed}")
+    return text
 
 
 def _method(value: Any) -> str:
@@ -177,12 +179,20 @@ class HttpConfig:
 def _ssl_context(config: HttpConfig) -> ssl.SSLContext | bool:
     if not config.verify and not config.client_cert:
         return False
-    ctx = ssl.create_default_context(cafile=config.ca_bundle) if config.verify else ssl.create_default_context()
-    if not config.verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    if config.client_cert:
-        ctx.load_cert_chain(config.client_cert, config.client_key)
+    try:
+        ctx = (
+            ssl.create_default_context(cafile=config.ca_bundle)
+            if config.verify
+            else ssl.create_default_context()
+        )
+        if not config.verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if config.client_cert:
+            ctx.load_cert_chain(config.client_cert, config.client_key)
+    except (OSError, ssl.SSLError) as exc:
+        # ssl's own errors do not name the file ("[Errno 2] No such file or directory").
+        raise ValueError(f"TLS setup failed ({_tls_files(config)}): {exc}") from exc
     return ctx
 
 
@@ -190,16 +200,6 @@ def _tls_files(config: HttpConfig) -> str:
     files = {"ca_bundle": config.ca_bundle, "client_cert": config.client_cert}
     files["client_key"] = config.client_key
     return ", ".join(f"{k}={v!r}" for k, v in files.items() if v) or "system CAs"
-
-
-class _BrokenTransport(httpx.AsyncBaseTransport):
-    """Fails every request with the reason the real transport could not be built."""
-
-    def __init__(self, reason: str) -> None:
-        self._reason = reason
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError(self._reason, request=request)
 
 
 def _quote(part: str) -> str:
@@ -235,19 +235,10 @@ class HttpStrategy:
     def __init__(self, config: HttpConfig) -> None:
         self.config = config
         auth = config.base_url.auth
-        transport: httpx.AsyncBaseTransport | None = None
-        verify: ssl.SSLContext | bool = True
-        try:
-            verify = _ssl_context(config)
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            # A missing or bad CA bundle / client cert is this config's problem: its
-            # checks report it as unhealthy; other models' strategies keep working.
-            transport = _BrokenTransport(f"TLS setup failed ({_tls_files(config)}): {exc}")
         self._client = httpx.AsyncClient(
             base_url=config.base_url.url,
-            transport=transport,
             timeout=httpx.Timeout(config.timeout),
-            verify=verify,
+            verify=_ssl_context(config),
             headers={k: s.get_secret_value() for k, s in config.headers.items()},
             auth=httpx.BasicAuth(*auth) if auth else None,
             limits=httpx.Limits(
@@ -295,6 +286,9 @@ class HttpStrategy:
 
     async def _send(self, path: str) -> httpx.Response:
         cfg = self.config
+        if cfg.retries == 0:
+            # One attempt: tenacity's per-call machinery would cost a third of the check.
+            return await self._client.request(cfg.method, path)
         retrying = _retrying(cfg)
         try:
             async for attempt in retrying:
@@ -316,7 +310,10 @@ class HttpStrategy:
             response = await self._send(path)
         except httpx.TimeoutException as exc:
             return self._result(
-                target, Status.UNHEALTHY, f"timed out after {self.config.timeout:g}s ({type(exc).__name__})", exc
+                target,
+                Status.UNHEALTHY,
+                f"timed out after {self.config.timeout:g}s ({type(exc).__name__})",
+                exc,
             )
         except httpx.ConnectError as exc:
             kind = "TLS error" if _is_tls(exc) else "connection failed"
@@ -376,10 +373,16 @@ class HttpStrategy:
                 return self._result(target, Status.UNHEALTHY, problem)
             found, value = _dig(body, cfg.json_field)
             if not found:
-                return self._result(target, Status.UNHEALTHY, f"body has no {cfg.json_field!r} field")
+                return self._result(
+                    target, Status.UNHEALTHY, f"body has no {cfg.json_field!r} field"
+                )
             if value is True or (value and not isinstance(value, bool)):
-                return self._result(target, Status.HEALTHY, f"HTTP {code}, {cfg.json_field}={value!r}")
-            return self._result(target, Status.UNHEALTHY, f"HTTP {code}, {cfg.json_field}={value!r}")
+                return self._result(
+                    target, Status.HEALTHY, f"HTTP {code}, {cfg.json_field}={value!r}"
+                )
+            return self._result(
+                target, Status.UNHEALTHY, f"HTTP {code}, {cfg.json_field}={value!r}"
+            )
         if _in_ranges(code, cfg.degraded_status):
             return self._result(target, Status.DEGRADED, f"degraded (HTTP {code})")
         return self._result(target, Status.UNHEALTHY, f"unexpected HTTP {code}")
@@ -426,7 +429,11 @@ def _message(exc: BaseException) -> str:
 def _is_tls(exc: BaseException) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, ssl.SSLError) or "SSL" in type(seen).__name__ or "CERTIFICATE" in str(seen):
+        if (
+            isinstance(seen, ssl.SSLError)
+            or "SSL" in type(seen).__name__
+            or "CERTIFICATE" in str(seen)
+        ):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -485,6 +492,8 @@ class HttpBatchStrategy(HttpStrategy):
     async def _send_index(self) -> httpx.Response:
         """POST the repository index, with the same retries as a single check."""
         cfg = self.config
+        if cfg.retries == 0:
+            return await self._client.post("/v2/repository/index", json={})
         retrying = _retrying(cfg)
         try:
             async for attempt in retrying:

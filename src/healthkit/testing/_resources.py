@@ -81,7 +81,7 @@ def _descendants() -> dict[int, str]:
                     todo.append(pid)
         return out
     try:
-        import psutil  # type: ignore[import-untyped,unused-ignore]
+        import psutil  # type: ignore[import-not-found,import-untyped,unused-ignore]
     except ImportError:  # pragma: no cover - neither /proc nor psutil
         return {}
     return {  # pragma: no cover - non-Linux

@@ -28,6 +28,9 @@ _DRAIN_GRACE = 1.0
 
 
 def _kill_group(pid: int) -> None:
+    # start_new_session made the command a group leader, so its pid is the group's id. The
+    # group outlives its leader while any member runs; once all are gone the call fails
+    # harmlessly (a recycled pid is a group id only if its new owner leads a group).
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
 
