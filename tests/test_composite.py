@@ -97,7 +97,7 @@ async def test_composite_keeps_each_child_result(rec_registry: StrategyRegistry)
         result = await hk.acheck("m")
     assert result.status is Status.DEGRADED
     assert result.strategy == "composite"
-    assert result.detail == "quorum: quorum 2/3: 1 healthy, 1 degraded, 1 unhealthy"
+    assert result.detail == "quorum 2/3: 1 healthy, 1 degraded, 1 unhealthy"
     assert [c.status for c in result.children] == [H, D, X]
     assert [c.detail for c in result.children] == ["key 1", "key 2", "key 3"]
     assert all(c.target == Target(model="m") for c in result.children)

@@ -23,11 +23,23 @@ async def guarded_check(
     its own. A missing latency is filled in with the measured one.
     """
     start = time.perf_counter()
+    ran_for = 0.0
+
+    async def timed() -> object:
+        # wait_for runs this in a task of its own: time it from inside, so the
+        # latency is the check's and not the time the task waited to be scheduled.
+        nonlocal ran_for
+        began = time.perf_counter()
+        try:
+            return await strategy.acheck(target)
+        finally:
+            ran_for = time.perf_counter() - began
+
     try:
         if timeout is None:
-            result = await strategy.acheck(target)
+            result: object = await timed()
         else:
-            result = await asyncio.wait_for(strategy.acheck(target), timeout)
+            result = await asyncio.wait_for(timed(), timeout)
     except asyncio.TimeoutError:
         elapsed = time.perf_counter() - start
         return CheckResult(
@@ -49,7 +61,7 @@ async def guarded_check(
             detail=f"check raised {type(exc).__name__}: {exc}",
             error=ErrorInfo.from_exception(exc),
         )
-    elapsed = time.perf_counter() - start
+    elapsed = ran_for
     if not isinstance(result, CheckResult):
         return CheckResult(
             status=Status.UNHEALTHY,

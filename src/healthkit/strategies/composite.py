@@ -91,7 +91,7 @@ class CompositeStrategy:
             status=status,
             strategy=self.name,
             target=target,
-            detail=f"{self.config.mode}: {reason}",
+            detail=reason if self.config.mode == "quorum" else f"{self.config.mode}: {reason}",
             children=tuple(results),
         )
 
