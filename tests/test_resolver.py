@@ -11,17 +11,23 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from healthkit import (
+    CheckResult,
     ClosedError,
     HealthKit,
     ReloadPlan,
     Resolver,
     ResolverStats,
+    Status,
     StrategyCreationError,
+    StrategyRegistrar,
     StrategyRegistry,
     StrategySpec,
+    Target,
+    hookimpl,
     load_config,
     parse_spec,
 )
@@ -489,3 +495,38 @@ def test_equal_specs_parsed_separately_share(registry: StrategyRegistry) -> None
 
     first, second = asyncio.run(run())
     assert first is second
+
+
+class _HangingClose:
+    async def acheck(self, target: Target) -> CheckResult:
+        return CheckResult(status=Status.HEALTHY, strategy="hang-close", target=target)
+
+    async def aclose(self) -> None:
+        await asyncio.Event().wait()
+
+
+class _HangingClosePlugin:
+    @staticmethod
+    @hookimpl
+    def healthkit_register_strategies(registrar: StrategyRegistrar) -> None:
+        @attrs.frozen
+        class Cfg:
+            pass
+
+        registrar.add("hang-close", config=Cfg, factory=lambda c, ctx: _HangingClose())
+
+
+async def test_a_close_that_hangs_is_abandoned_and_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import healthkit._resolver as resolver_module
+
+    monkeypatch.setattr(resolver_module, "CLOSE_TIMEOUT", 0.05)
+    registry = StrategyRegistry(plugins=[_HangingClosePlugin()], entry_points=False)
+    resolver = Resolver(registry)
+    spec = StrategySpec(strategy="hang-close", config=registry.get("hang-close").config_class())
+    resolver.acquire("m", spec)
+    with caplog.at_level("ERROR", logger="healthkit"):
+        await asyncio.wait_for(resolver.release("m"), 2)
+    assert resolver.stats().instances == 0
+    assert any("abandoned" in r.getMessage() for r in caplog.records)

@@ -7,6 +7,7 @@ when the last one lets go; closing a composite releases its children in turn.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import threading
@@ -25,6 +26,9 @@ log = logging.getLogger("healthkit")
 # Holder names for composite children start with a character no config key can hold,
 # so they never collide with model names.
 _CHILD_PREFIX = "\x00child:"
+
+#: Seconds one instance's ``aclose()`` may take before it is abandoned (and logged).
+CLOSE_TIMEOUT = 5.0
 
 
 @attrs.frozen(kw_only=True)
@@ -173,7 +177,14 @@ class Resolver:
         # composite never sees a closed child while it still runs.
         for entry in pending:
             try:
-                await entry.instance.aclose()
+                # A plugin whose close hangs must not stall every reload and shutdown.
+                await asyncio.wait_for(entry.instance.aclose(), CLOSE_TIMEOUT)
+            except asyncio.TimeoutError:
+                log.error(
+                    "closing strategy %r took over %gs; abandoned",
+                    entry.spec.strategy,
+                    CLOSE_TIMEOUT,
+                )
             except Exception:
                 log.exception("closing strategy %r failed", entry.spec.strategy)
             self._closed_count += 1
