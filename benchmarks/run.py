@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import ctypes
 import gc
 import json
 import logging
@@ -46,8 +47,14 @@ SECTIONS = ("burst", "dedupe", "sweep", "scheduler")
 
 
 def rss_bytes() -> int:
-    """Resident set size of this process now (Linux), after a full collection."""
+    """Resident set size of this process now (Linux), after a full collection.
+
+    ``malloc_trim`` first, so that memory already freed but still cached by glibc
+    (buffers of ten thousand finished requests, say) does not count as held.
+    """
     gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     try:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -216,7 +223,9 @@ async def burst(url: str, path: str, count: int) -> tuple[float, list[float], di
 
 async def until(condition: Callable[[], bool]) -> None:
     """Poll ``condition`` every millisecond (the figures around it are wall times)."""
-    while not condition():
+    while True:
+        if condition():
+            return
         await asyncio.sleep(0.001)
 
 
@@ -433,42 +442,50 @@ def run_dedupe(quick: bool, baseline_clients: int) -> dict[str, Any]:
         big = measure("healthkit", str(models), str(configs), pred.url)
     per_client = measure("per-model", str(baseline_n), "0", "http://127.0.0.1:9")
     per_extra = (big["rss"] - small["rss"]) / (models - 10)
+    per_extra_idle = (big["rss_idle"] - small["rss_idle"]) / (models - 10)
     scaled = per_client["rss"] / baseline_n * models
     ratio = scaled / max(big["rss"], 1)
     rows = [
-        ["healthkit (10 models, 10 configs)", 10, small["clients"], kib(small["rss"]), ""],
         [
-            f"healthkit ({models:,} models, {configs} configs)",
-            f"{models:,}",
-            big["clients"],
-            kib(big["rss"]),
-            f"{per_extra:,.0f} B per extra model",
+            f"healthkit, 10 models over {configs} configs",
+            small["clients"],
+            kib(small["rss_idle"]),
+            kib(small["rss"]),
+            "",
         ],
         [
-            f"one client per model ({baseline_n:,} measured)",
-            f"{baseline_n:,}",
+            f"healthkit, {models:,} models over {configs} configs",
+            big["clients"],
+            kib(big["rss_idle"]),
+            kib(big["rss"]),
+            f"per extra model: {per_extra_idle:,.0f} B idle, {per_extra:,.0f} B with results",
+        ],
+        [
+            f"one client per model, {baseline_n:,} measured",
             per_client["clients"],
             kib(per_client["rss"]),
+            "",
             f"{per_client['rss'] / baseline_n / 1024:,.0f} KiB per model",
         ],
         [
             f"one client per model, scaled to {models:,}",
             f"{models:,}",
-            f"{models:,}",
             kib(scaled),
-            f"{ratio:,.0f}x healthkit",
+            "",
+            f"{ratio:,.0f}x healthkit (with results)",
         ],
     ]
     table(
-        "dedupe: RSS growth after creating every instance"
-        " (healthkit: config + resolver + monitor, one result per model)",
-        ["setup", "models", "clients", "RSS growth", "note"],
+        "dedupe: RSS growth (healthkit: config + resolver + monitor;"
+        " idle = before any probe, results = every model holds one)",
+        ["setup", "clients", "RSS idle", "RSS with results", "note"],
         rows,
     )
     return {
         "healthkit_10": small,
         "healthkit_10000": big,
         "per_extra_model_bytes": per_extra,
+        "per_extra_model_bytes_idle": per_extra_idle,
         "per_model_clients": per_client,
         "per_model_scaled_rss": scaled,
         "ratio": ratio,
@@ -503,6 +520,8 @@ def dedupe_main(kind: str, models: int, configs: int, url: str) -> None:
         config = load_config(raw, registry=registry)
         del raw
         monitor = Monitor(HealthKit(config, registry=registry))
+        await monitor.kit.astart()
+        idle = rss_bytes() - before  # config, resolver and monitor: no result yet
         await monitor.start()
         # Steady state: every model holds its last result.
         await until(lambda: all(monitor.last_result(m) is not None for m in monitor.models))
@@ -510,7 +529,7 @@ def dedupe_main(kind: str, models: int, configs: int, url: str) -> None:
         clients = sum(isinstance(o, httpx.AsyncClient) for o in gc.get_objects())
         instances = monitor.kit.stats().instances
         await monitor.aclose()
-        return {"rss": grown, "clients": clients, "instances": instances}
+        return {"rss": grown, "rss_idle": idle, "clients": clients, "instances": instances}
 
     async def per_model() -> dict[str, Any]:
         before = rss_bytes()
@@ -529,29 +548,29 @@ def dedupe_main(kind: str, models: int, configs: int, url: str) -> None:
 
 
 def run_sweep(quick: bool) -> dict[str, Any]:
-    models, concurrency, rounds = 1000, 10, 3 if quick else 7
+    models, concurrency, rounds = 1000, 10, 5 if quick else 11
     out: dict[str, Any] = {}
     with predictor(models) as pred:
         out.update(asyncio.run(_sweep(pred, models, concurrency, rounds)))
-    rows = [
-        ["raw httpx (one client, semaphore)", ms(out["raw"]), "1.00x", models],
-        [
-            "healthkit HealthKit.acheck_all",
-            ms(out["kit"]),
-            f"{out['kit'] / out['raw']:.2f}x",
-            models,
-        ],
-        [
-            "healthkit Monitor.acheck (no cache)",
-            ms(out["monitor"]),
-            f"{out['monitor'] / out['raw']:.2f}x",
-            models,
-        ],
-    ]
+
+    def row(label: str, key: str) -> list[object]:
+        return [
+            label,
+            ms(out[key]),
+            f"{out[key] / out['raw']:.2f}x",
+            f"{out[f'{key}_cpu'] * 1e6:.0f} us",
+            f"{out[f'{key}_cpu'] / out['raw_cpu']:.2f}x",
+        ]
+
     table(
-        f"sweep: check {models:,} models at concurrency {concurrency}, median of {rounds} rounds",
-        ["client", "wall", "vs raw", "upstream requests"],
-        rows,
+        f"sweep: check {models:,} models at concurrency {concurrency},"
+        f" median of {rounds} interleaved rounds",
+        ["client", "wall", "vs raw", "client CPU per check", "vs raw"],
+        [
+            row("raw httpx (one client, semaphore)", "raw"),
+            row("healthkit HealthKit.acheck_all", "kit"),
+            row("healthkit Monitor.acheck (no cache)", "monitor"),
+        ],
     )
     rows = [
         [
@@ -588,36 +607,41 @@ async def _sweep(pred: Predictor, models: int, concurrency: int, rounds: int) ->
     }
     config = {"defaults": {"health_check": hc}, "models": {n: {} for n in names}}
 
-    async def raw_round(client: httpx.AsyncClient) -> float:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    client = httpx.AsyncClient(base_url=pred.url, limits=limits, timeout=5.0)
+    kit = HealthKit.from_config(config)
+    monitor = Monitor(HealthKit.from_config(config), max_in_flight=concurrency)
+
+    async def raw_round() -> None:
         gate = asyncio.Semaphore(concurrency)
 
         async def one(name: str) -> None:
             async with gate:
                 await client.get(f"/v2/models/{name}/ready")
 
-        start = time.perf_counter()
         await asyncio.gather(*(one(n) for n in names))
-        return time.perf_counter() - start
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    raw, kit_times, monitor_times = [], [], []
-    async with httpx.AsyncClient(base_url=pred.url, limits=limits, timeout=5.0) as client:
-        kit = HealthKit.from_config(config)
-        monitor = Monitor(HealthKit.from_config(config), max_in_flight=concurrency)
-        await raw_round(client)  # warm up connections on every side
+    async def kit_round() -> None:
         await kit.acheck_all(concurrency=concurrency)
+
+    async def monitor_round() -> None:
         await asyncio.gather(*(monitor.acheck(n) for n in names))
-        # Interleaved, so drift on a shared machine hits every contender alike.
-        for _ in range(rounds):
-            raw.append(await raw_round(client))
-            start = time.perf_counter()
-            await kit.acheck_all(concurrency=concurrency)
-            kit_times.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            await asyncio.gather(*(monitor.acheck(n) for n in names))
-            monitor_times.append(time.perf_counter() - start)
-        await kit.aclose()
-        await monitor.aclose()
+
+    contenders = {"raw": raw_round, "kit": kit_round, "monitor": monitor_round}
+    walls: dict[str, list[float]] = {k: [] for k in contenders}
+    cpus: dict[str, list[float]] = {k: [] for k in contenders}
+    for warm_up in contenders.values():  # connections open on every side
+        await warm_up()
+    # Interleaved, so drift on a shared machine hits every contender alike.
+    for _ in range(rounds):
+        for key, sweep in contenders.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            await sweep()
+            walls[key].append(time.perf_counter() - wall)
+            cpus[key].append(time.process_time() - cpu)
+    await client.aclose()
+    await kit.aclose()
+    await monitor.aclose()
 
     async def one_round(batch: bool) -> dict[str, float]:
         cfg = {"defaults": {"health_check": {**hc, "batch": batch}}, "models": config["models"]}
@@ -630,13 +654,11 @@ async def _sweep(pred: Predictor, models: int, concurrency: int, rounds: int) ->
         await monitor.aclose()
         return {"upstream": pred.requests() - before, "wall": wall}
 
-    return {
-        "raw": statistics.median(raw),
-        "kit": statistics.median(kit_times),
-        "monitor": statistics.median(monitor_times),
-        "per_model": await one_round(False),
-        "batched": await one_round(True),
-    }
+    out: dict[str, Any] = {k: statistics.median(v) for k, v in walls.items()}
+    out.update({f"{k}_cpu": statistics.median(v) / models for k, v in cpus.items()})
+    out["per_model"] = await one_round(False)
+    out["batched"] = await one_round(True)
+    return out
 
 
 # -- scheduler ----------------------------------------------------------------------------------
@@ -717,7 +739,13 @@ def summary(results: dict[str, Any]) -> None:
     if "dedupe" in results:
         d = results["dedupe"]
         check(
-            "RSS per extra model",
+            "RSS per extra model (idle)",
+            f"{d['per_extra_model_bytes_idle']:,.0f} B",
+            "<= 2 KiB",
+            d["per_extra_model_bytes_idle"] <= 2048,
+        )
+        check(
+            "RSS per extra model (with results)",
             f"{d['per_extra_model_bytes']:,.0f} B",
             "<= 2 KiB",
             d["per_extra_model_bytes"] <= 2048,
@@ -780,7 +808,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             parser.error(f"unknown section {section!r}; choose from {', '.join(SECTIONS)}")
     print(
         f"healthkit benchmarks: {', '.join(sections)}{' (quick)' if opts.quick else ''};"
-        f" python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+        f" python {sys.version.split()[0]}, {os.cpu_count()} CPUs,"
+        f" load average {os.getloadavg()[0]:.1f} (other processes share the CPUs)"
     )
     results: dict[str, Any] = {}
     for section in sections:

@@ -55,10 +55,13 @@ if importlib.util.find_spec("kserve") is None:  # pragma: no cover - the test ex
     raise RuntimeError("tests/test_kserve.py needs kserve: pip install -e '.[test]'")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct loopback ports that were free a moment ago (all bound at once)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 class Proc:
@@ -102,7 +105,7 @@ class Stack:
 
     def __init__(self, logs: Path) -> None:
         self.logs = logs
-        self.p_http, self.p_grpc, self.t_http, self.t_grpc = (free_port() for _ in range(4))
+        self.p_http, self.p_grpc, self.t_http, self.t_grpc = free_ports(4)
         self.env = {
             **os.environ,
             "PREDICTOR_HTTP": f"127.0.0.1:{self.p_http}",
@@ -448,7 +451,8 @@ def test_a_bad_config_stops_the_transformer_before_it_serves(tmp_path: Path) -> 
     bad.write_text(
         '[models.iris.health_check]\nstrategy = "http"\nprotocl = "v2"\n', encoding="utf-8"
     )
-    args = ["--http_port", str(free_port()), "--grpc_port", str(free_port())]
+    http, grpc_port = free_ports(2)
+    args = ["--http_port", str(http), "--grpc_port", str(grpc_port)]
     args += ["--healthkit_config", str(bad)]
     done = subprocess.run(
         [sys.executable, str(EXAMPLE / "transformer.py"), *args],
@@ -465,8 +469,8 @@ def test_a_bad_config_stops_the_transformer_before_it_serves(tmp_path: Path) -> 
 
 def test_the_transformer_shuts_down_cleanly(tmp_path: Path) -> None:
     """SIGTERM: the lifespan closes the monitor and every client; nothing leaks."""
-    port = free_port()
-    args = ["--http_port", str(port), "--grpc_port", str(free_port())]
+    port, grpc_port = free_ports(2)
+    args = ["--http_port", str(port), "--grpc_port", str(grpc_port)]
     args += ["--models", "", "--local_models", "echo", "--healthkit_config", str(CONFIG)]
     proc = Proc("transformer.py", args, dict(os.environ), tmp_path / "t.log")
     try:

@@ -91,7 +91,7 @@ class MonitorMetrics:
         )
         self._checks = Counter(
             "healthkit_upstream_checks",
-            "Upstream calls made (a batch call counts once) and the targets they answered.",
+            "Upstream calls made (a batch call counts once).",
             ["strategy", "kind"],
             registry=self.registry,
         )

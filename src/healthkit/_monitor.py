@@ -56,7 +56,9 @@ _LATENESS_SAMPLES = 10_000
 #: Seconds ``aclose`` waits for abandoned checks (that ignored cancellation) to end.
 _ABANDON_GRACE = 1.0
 
-_Key = tuple[StrategySpec, Target]
+#: (spec id, target): a spec id names one shared instance (equal specs, one id), and
+#: small ints hash in no time, unlike a deep config hashed on every lookup.
+_Key = tuple[int, Target]
 CheckHook = Callable[[str, float, int, bool], None]
 
 
@@ -115,8 +117,8 @@ class _ModelState:
     successes: int = 0
     failures: int = 0
     last: CheckResult | None = None
-    #: Created at the first transition: ten thousand quiet models need no deques.
-    history: collections.deque[Transition] | None = None
+    #: A list, not a deque: an empty deque is 600 bytes, times ten thousand models.
+    history: list[Transition] = attrs.field(factory=list)
     #: Loop time until which ``last`` answers on-demand checks (the model's own cache entry).
     fresh_until: float = -math.inf
     #: Loop time of the next probe (``inf`` while a probe runs or before start).
@@ -126,6 +128,9 @@ class _ModelState:
     probing: bool = False
     #: Probe again as soon as the running probe ends (the config changed meanwhile).
     reprobe: bool = False
+    #: Derived from ``config`` by ``Monitor._configure``.
+    key: _Key = (0, Target())
+    deadline: float = 0.0
 
     @property
     def name(self) -> str:
@@ -295,14 +300,16 @@ class Monitor:
         self._history_size = history_size
         self._random = random.Random(seed)
         self._states: dict[str, _ModelState] = {}
-        self._by_spec: dict[StrategySpec, set[str]] = {}
+        self._spec_ids: dict[StrategySpec, int] = {}
+        self._spec_counter = itertools.count(1)
+        self._by_spec: dict[int, set[str]] = {}
         for mc in kit.config.models.values():
             self._add_state(mc)
         self._listeners: list[Callable[[Transition], object]] = []
         self._check_hooks: list[CheckHook] = []
         self._cache: dict[_Key, _Cached] = {}
         self._inflight: dict[_Key, asyncio.Future[CheckResult]] = {}
-        self._batch_capable: dict[StrategySpec, bool] = {}
+        self._batch_capable: dict[int, bool] = {}
         self._heap: list[tuple[float, int, str, int]] = []
         self._seq = itertools.count()
         # An Event binds to a loop on first use (Python >= 3.10): creating it here is safe.
@@ -386,6 +393,10 @@ class Monitor:
     def models(self) -> list[str]:
         return list(self._states)
 
+    def __contains__(self, model: object) -> bool:
+        """``model in monitor``: configured, in O(1) (``models`` copies the list)."""
+        return model in self._states
+
     def _state(self, model: str) -> _ModelState:
         try:
             return self._states[model]
@@ -419,7 +430,7 @@ class Monitor:
 
     def history(self, model: str) -> Sequence[Transition]:
         """The model's most recent transitions, oldest first (bounded)."""
-        return tuple(self._state(model).history or ())
+        return tuple(self._state(model).history)
 
     def stats(self) -> MonitorStats:
         samples = sorted(self._lateness)
@@ -469,24 +480,22 @@ class Monitor:
         await self._kit.astart()
         st = self._state(model)  # a reload may have run while the kit started
         now = asyncio.get_running_loop().time()
-        spec = st.config.check
         if version is None or version == st.config.version:
-            target = st.target
+            key = st.key
             if st.last is not None and st.fresh_until > now:
                 self._counts["cache_hits"] += 1
                 return st.last
         else:
-            target = Target(model=model, version=version)
-            cached = self._cache.get((spec, target))
+            key = (st.key[0], Target(model=model, version=version))
+            cached = self._cache.get(key)
             if cached is not None and cached.expires > now:
                 self._counts["cache_hits"] += 1
                 return cached.result
-        key = (spec, target)
         fut = self._inflight.get(key)
         if fut is not None:
             self._counts["coalesced"] += 1
         else:
-            fut = self._submit_single(key, self._kit.resolver.get(model), st.settings)
+            fut = self._submit_single(key, self._kit.resolver.get(model), st)
         # Shielded: a caller that goes away (a closed HTTP request) must not cancel
         # the check the other callers are waiting for.
         return await asyncio.shield(fut)
@@ -513,26 +522,25 @@ class Monitor:
         # The deadline starts when the check does, not while it queued for the budget.
         job.timer = loop.call_later(job.deadline, self._expire, job)
         self._running.add(job)
-        try:
-            job.task = asyncio.ensure_future(job.make())
-        except Exception as exc:  # a plugin method that is not async, or fails to start
-            job.task = loop.create_future()
-            job.task.cancel()
-            job.timer.cancel()
-            self._end(job, None, exc)
-            return
-        job.task.add_done_callback(lambda task: self._task_done(job, task))
+        job.task = loop.create_task(self._run(job))
 
-    def _task_done(self, job: _Job, task: asyncio.Future[Any]) -> None:
-        if job.finished:  # cut by its deadline, or the monitor closed: already answered
+    async def _run(self, job: _Job) -> None:
+        """The check's task: finishes its job inline, in the step the check ends."""
+        try:
+            value = await job.make()
+        except asyncio.CancelledError:
+            if not job.finished:
+                job.timer.cancel()
+                self._end(job, None, asyncio.CancelledError("check was cancelled"))
+            raise
+        except Exception as exc:  # a strategy not async, or failing outside guarded_check
+            if not job.finished:
+                job.timer.cancel()
+                self._end(job, None, exc)
             return
-        job.timer.cancel()
-        if task.cancelled():
-            self._end(job, None, asyncio.CancelledError("check was cancelled"))
-        elif task.exception() is not None:
-            self._end(job, None, task.exception())
-        else:
-            self._end(job, task.result(), None)
+        if not job.finished:  # else cut by its deadline, or the monitor closed: answered
+            job.timer.cancel()
+            self._end(job, value, None)
 
     def _expire(self, job: _Job) -> None:
         if job.finished:
@@ -550,8 +558,6 @@ class Monitor:
 
     def _abandoned_done(self, task: asyncio.Future[Any]) -> None:
         self._abandoned.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.debug("an abandoned check ended with %r", task.exception())
 
     def _end(
         self, job: _Job, value: Any, error: BaseException | None, *, timed_out: bool = False
@@ -569,23 +575,23 @@ class Monitor:
             self._launch(self._queue.popleft())
 
     def _submit_single(
-        self, key: _Key, instance: Strategy, settings: MonitorSettings
+        self, key: _Key, instance: Strategy, st: _ModelState
     ) -> asyncio.Future[CheckResult]:
-        """Start (or queue) one check of ``key``; its future is the key's in-flight entry."""
-        spec, target = key
+        """Start (or queue) one check of ``key`` for model ``st``; returns its in-flight future."""
+        target = key[1]
+        name, deadline, settings = st.config.check.strategy, st.deadline, st.settings
         fut: asyncio.Future[CheckResult] = asyncio.get_running_loop().create_future()
         self._inflight[key] = fut
-        deadline = deadline_for(spec, settings)
 
         def done(value: Any, error: BaseException | None, timed_out: bool, elapsed: float) -> None:
             if timed_out:
-                result = _timeout_result(spec.strategy, target, deadline, elapsed)
+                result = _timeout_result(name, target, deadline, elapsed)
             elif isinstance(value, CheckResult):
                 result = value  # guarded_check turned errors and garbage into results
             else:
                 detail = "check was cancelled" if error is None else f"check failed: {error!r}"
                 result = _failed(
-                    spec.strategy,
+                    name,
                     target,
                     detail,
                     ErrorInfo(type=type(error).__name__, message=str(error) or detail),
@@ -595,36 +601,37 @@ class Monitor:
 
         self._submit(
             _Job(
-                strategy=spec.strategy,
+                strategy=name,
                 deadline=deadline,
-                make=lambda: guarded_check(instance, spec.strategy, target),
+                make=lambda: guarded_check(instance, name, target),
                 done=done,
             )
         )
         return fut
 
     def _submit_batch(
-        self, spec: StrategySpec, instance: BatchStrategy, members: list[_ModelState]
+        self, instance: BatchStrategy, members: list[_ModelState]
     ) -> list[asyncio.Future[CheckResult]]:
         """One ``acheck_many`` for ``members``; returns each member's in-flight future."""
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[CheckResult]] = []
         own: dict[_Key, tuple[MonitorSettings, asyncio.Future[CheckResult]]] = {}
+        deadline = 0.0
         for st in members:
-            key = (spec, st.target)
-            existing = self._inflight.get(key)
+            existing = self._inflight.get(st.key)
             if existing is None:
                 existing = loop.create_future()
-                self._inflight[key] = existing
-                own[key] = (st.settings, existing)
+                self._inflight[st.key] = existing
+                own[st.key] = (st.settings, existing)
+                deadline = max(deadline, st.deadline)
             futures.append(existing)
         if not own:
             return futures
         targets = [key[1] for key in own]
-        deadline = max(deadline_for(spec, settings) for settings, _ in own.values())
+        name = members[0].config.check.strategy
 
         def done(value: Any, error: BaseException | None, timed_out: bool, elapsed: float) -> None:
-            results = _batch_results(spec.strategy, targets, value, error, timed_out, deadline)
+            results = _batch_results(name, targets, value, error, timed_out, deadline)
             for (key, (settings, fut)), result in zip(own.items(), results, strict=True):
                 if not result.latency:
                     result = attrs.evolve(result, latency=elapsed)
@@ -634,7 +641,7 @@ class Monitor:
         self._counts["batched_targets"] += len(targets)
         self._submit(
             _Job(
-                strategy=spec.strategy,
+                strategy=name,
                 deadline=deadline,
                 make=lambda: instance.acheck_many(targets),
                 done=done,
@@ -659,12 +666,12 @@ class Monitor:
         settings: MonitorSettings,
     ) -> None:
         """Cache a finished check, let its model observe it (once), then wake the callers."""
-        spec, target = key
+        target = key[1]
         if self._inflight.get(key) is fut:
             del self._inflight[key]
         now = asyncio.get_running_loop().time()
         st = self._states.get(target.model) if target.model is not None else None
-        if st is not None and st.config.check == spec and st.target == target:
+        if st is not None and (st.key is key or st.key == key):
             # The model's own target: its last result is its cache entry.
             self._observe(st, result)
             st.fresh_until = now + settings.cache_ttl
@@ -715,9 +722,9 @@ class Monitor:
         tr = Transition(
             model=st.name, old=old, new=new, result=result, at=dt.datetime.now(dt.timezone.utc)
         )
-        if st.history is None:
-            st.history = collections.deque(maxlen=self._history_size)
         st.history.append(tr)
+        if len(st.history) > self._history_size:
+            del st.history[0]  # at most history_size entries: cheap enough
         level = logging.INFO if new.is_ok else logging.WARNING
         log.log(level, "model %r: %s -> %s (%s)", st.name, old.value, new.value, result.detail)
         for listener in list(self._listeners):
@@ -797,19 +804,19 @@ class Monitor:
             st.probing = True
             st.due = math.inf
             due.append(st)
-        groups: dict[StrategySpec, list[_ModelState]] = {}
+        groups: dict[int, list[_ModelState]] = {}
         for st in due:
             instance = self._instance(st)
             if instance is None:
                 self._probe_done(st, now)
-            elif self._is_batch(st.config.check, instance):
-                groups.setdefault(st.config.check, []).append(st)
+            elif self._is_batch(st.key[0], instance):
+                groups.setdefault(st.key[0], []).append(st)
             else:
                 self._probe(st, instance, now)
-        for spec, members in groups.items():
+        for spec_id, members in groups.items():
             # Members of the group due within half their period come along now:
             # after one round the whole group is probed with one call per period.
-            for name in self._by_spec.get(spec, ()):
+            for name in self._by_spec.get(spec_id, ()):
                 other = self._states[name]
                 if not other.probing and other.due - now <= other.settings.period / 2:
                     other.probing = True
@@ -824,7 +831,7 @@ class Monitor:
                 self._probe(members[0], instance, now)
             else:
                 assert isinstance(instance, BatchStrategy)
-                futures = self._submit_batch(spec, instance, members)
+                futures = self._submit_batch(instance, members)
                 for st, fut in zip(members, futures, strict=True):
                     self._when_done(fut, st, now)
 
@@ -834,19 +841,18 @@ class Monitor:
         except KeyError:
             return None
 
-    def _is_batch(self, spec: StrategySpec, instance: Strategy) -> bool:
-        known = self._batch_capable.get(spec)
+    def _is_batch(self, spec_id: int, instance: Strategy) -> bool:
+        known = self._batch_capable.get(spec_id)
         if known is None:
             known = isinstance(instance, BatchStrategy)
-            self._batch_capable[spec] = known
+            self._batch_capable[spec_id] = known
         return known
 
     def _probe(self, st: _ModelState, instance: Strategy, started: float) -> None:
         """A background probe: join the key's in-flight check, or start one."""
-        key = (st.config.check, st.target)
-        fut = self._inflight.get(key)
+        fut = self._inflight.get(st.key)
         if fut is None:
-            fut = self._submit_single(key, instance, st.settings)
+            fut = self._submit_single(st.key, instance, st)
         self._when_done(fut, st, started)
 
     def _when_done(self, fut: asyncio.Future[CheckResult], st: _ModelState, started: float) -> None:
@@ -857,16 +863,29 @@ class Monitor:
     def _add_state(self, mc: ModelConfig) -> _ModelState:
         st = _ModelState(config=mc)
         self._states[mc.name] = st
-        self._by_spec.setdefault(mc.check, set()).add(mc.name)
+        self._configure(st, mc)
         return st
 
-    def _index_remove(self, mc: ModelConfig) -> None:
-        names = self._by_spec.get(mc.check)
+    def _configure(self, st: _ModelState, mc: ModelConfig) -> None:
+        """Point ``st`` at ``mc``: its key, deadline and place in the spec index."""
+        st.config = mc
+        spec_id = self._spec_ids.get(mc.check)
+        if spec_id is None:
+            spec_id = self._spec_ids[mc.check] = next(self._spec_counter)
+        st.key = (spec_id, mc.target)
+        st.deadline = deadline_for(mc.check, mc.monitor)
+        self._by_spec.setdefault(spec_id, set()).add(mc.name)
+
+    def _index_remove(self, st: _ModelState) -> None:
+        spec_id = st.key[0]
+        names = self._by_spec.get(spec_id)
         if names is not None:
-            names.discard(mc.name)
+            names.discard(st.name)
             if not names:
-                del self._by_spec[mc.check]
-                self._batch_capable.pop(mc.check, None)
+                # Nobody uses the spec any more: a later equal spec is a new instance.
+                del self._by_spec[spec_id]
+                self._batch_capable.pop(spec_id, None)
+                self._spec_ids.pop(st.config.check, None)
 
     async def areload(self, config: ServerConfig) -> ReloadPlan:
         """Switch to ``config``: only models whose check changed restart probing.
@@ -883,7 +902,7 @@ class Monitor:
             st = self._states.pop(name, None)
             if st is not None:
                 st.generation += 1
-                self._index_remove(st.config)
+                self._index_remove(st)
         for name in plan.added:
             st = self._add_state(config.models[name])
             if self._started:
@@ -899,9 +918,8 @@ class Monitor:
                 or mc.check != st.config.check
                 or mc.version != st.config.version
             )
-            self._index_remove(st.config)
-            st.config = mc
-            self._by_spec.setdefault(mc.check, set()).add(name)
+            self._index_remove(st)
+            self._configure(st, mc)
             if restart:
                 st.successes = st.failures = 0
                 st.fresh_until = -math.inf

@@ -76,7 +76,7 @@ class _Handlers:
         """Readiness of one model from memory; ``None`` when it is not configured."""
         monitor = await self._started()
         config = monitor.kit.config.models.get(name)
-        if config is None or name not in monitor.models:
+        if config is None or name not in monitor:
             return None
         if version is not None and version != config.version:
             # Not the version we probe: one cached, coalesced on-demand check.

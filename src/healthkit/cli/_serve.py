@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import socket
 
 import click
@@ -82,12 +83,20 @@ def serve(
                             f" on http://{bound_host}:{bound_port}"
                         )
 
+    # healthkit's own records (transitions, failing listeners) go where uvicorn's do.
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["loggers"]["healthkit"] = {
+        "handlers": ["default"],
+        "level": log_level.upper(),
+        "propagate": False,
+    }
     server = Server(
         uvicorn.Config(
             app,
             host=host,
             port=port,
             log_level=log_level,
+            log_config=log_config,
             lifespan="on",
             ws="none",
             access_log=log_level == "debug",

@@ -155,6 +155,8 @@ class StrategyConformance:
     deadline_slack: ClassVar[float] = 2.0
     #: How long resources may take to be released after close.
     release_timeout: ClassVar[float] = 5.0
+    #: Seconds after which a check that ignores every deadline is deemed hung.
+    hang_limit: ClassVar[float] = 30.0
 
     # -- fixtures a plugin overrides -----------------------------------------------
 
@@ -348,7 +350,7 @@ class StrategyConformance:
             Target(model=MODEL, version="1"),
             Target(model="odd/name with spaces?&%#", version="v 2/3"),
         ]
-        limit = 30.0
+        limit = self.hang_limit
 
         async def scenario() -> None:
             resolver = Resolver(registry)
@@ -425,7 +427,7 @@ class StrategyConformance:
                     # The strategy's own timeout (the monitor passes its timeout down to it).
                     strategy = resolver.acquire("own", own)
                     start = time.perf_counter()
-                    result = await self._acheck_unguarded(strategy, target, 30.0)
+                    result = await self._acheck_unguarded(strategy, target, self.hang_limit)
                     took = time.perf_counter() - start
                     if not isinstance(result, CheckResult) or result.status is Status.HEALTHY:
                         problems.append(f"unresponsive target with timeout={short}: {result!r}")
