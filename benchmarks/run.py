@@ -243,7 +243,7 @@ async def poll_ready(url: str, path: str, timeout: float = 30.0) -> None:
 
 
 def run_burst(quick: bool) -> dict[str, Any]:
-    n, rounds, models = 1000, 1 if quick else 3, 100
+    n, rounds, models = 1000, 4 if quick else 8, 100  # even: each contender leads as often
     out: dict[str, Any] = {}
     with predictor(models) as pred:
         names = ["alpha", *(f"model-{i}" for i in range(models - 1))]
@@ -263,59 +263,83 @@ def run_burst(quick: bool) -> dict[str, Any]:
                 "cold": {"health_check": {"initial_delay": 3600.0}},
             },
         }
-        rows = []
+        rows: list[list[object]] = []
 
-        def measure(
-            label: str, url: str, path: str, model_path: str, repeat: int = rounds
-        ) -> dict[str, Any]:
-            runs = []
+        def one_burst(url: str, path: str, model_path: str) -> dict[str, Any]:
+            before, before_total = pred.requests(model_path), pred.requests()
+            wall, lat, statuses = asyncio.run(burst(url, path, n))
+            return {
+                "upstream": pred.requests(model_path) - before,
+                "upstream_total": pred.requests() - before_total,
+                "wall": wall,
+                "p50": pct(lat, 0.50),
+                "p99": pct(lat, 0.99),
+                "statuses": statuses,
+            }
+
+        def measure(contenders: dict[str, tuple[str, str, str, str]], repeat: int) -> None:
+            """Bursts at each contender in turn, ``repeat`` times; the median of each figure.
+
+            Interleaved, so that load from other processes hits every contender alike.
+            """
+            runs: dict[str, list[dict[str, Any]]] = {key: [] for key in contenders}
+            order = list(contenders.items())
             for _ in range(repeat):
-                before, before_total = pred.requests(model_path), pred.requests()
-                wall, lat, statuses = asyncio.run(burst(url, path, n))
-                runs.append(
-                    {
-                        "upstream": pred.requests(model_path) - before,
-                        "upstream_total": pred.requests() - before_total,
-                        "wall": wall,
-                        "p50": pct(lat, 0.50),
-                        "p99": pct(lat, 0.99),
-                        "statuses": statuses,
-                    }
+                for key, (_, url, path, model_path) in order:
+                    runs[key].append(one_burst(url, path, model_path))
+                order.reverse()  # whoever goes first in a round pays for what came before
+            for key, (label, *_) in contenders.items():
+                figures = {
+                    f: statistics.median(r[f] for r in runs[key])
+                    for f in ("upstream", "upstream_total", "wall", "p50", "p99")
+                }
+                statuses: dict[int, int] = {}
+                for r in runs[key]:
+                    for code, count in r["statuses"].items():
+                        statuses[code] = statuses.get(code, 0) + count
+                out[key] = {**figures, "statuses": statuses, "runs": runs[key]}
+                rows.append(
+                    [
+                        label,
+                        f"{figures['upstream']:g}",
+                        f"{figures['upstream_total']:g}",
+                        ms(figures["wall"]),
+                        ms(figures["p50"]),
+                        ms(figures["p99"]),
+                        ",".join(f"{k}x{v}" for k, v in sorted(statuses.items())),
+                    ]
                 )
-            run = sorted(runs, key=lambda r: r["wall"])[len(runs) // 2]  # the median run
-            rows.append(
-                [
-                    label,
-                    run["upstream"],
-                    run["upstream_total"],
-                    ms(run["wall"]),
-                    ms(run["p50"]),
-                    ms(run["p99"]),
-                    ",".join(f"{k}x{v}" for k, v in sorted(run["statuses"].items())),
-                ]
-            )
-            return run
 
+        alpha = "/v2/models/alpha/ready"
+        cold = "/v2/models/cold/ready"
         with healthkit_serve(config) as url:
-            asyncio.run(poll_ready(url, "/v2/models/alpha/ready"))
-            alpha = "/v2/models/alpha/ready"
-            cold = "/v2/models/cold/ready"
+            asyncio.run(poll_ready(url, alpha))
             # Once only: after its first answer the model has a result like any other.
-            out["healthkit_cold"] = measure(
-                "healthkit serve, model not probed yet", url, cold, cold, repeat=1
+            measure(
+                {"healthkit_cold": ("healthkit serve, model not probed yet", url, cold, cold)}, 1
             )
-            out["healthkit"] = measure("healthkit serve, /v2/models/alpha/ready", url, alpha, alpha)
-            out["healthkit_livez"] = measure("healthkit serve, /livez", url, "/livez", alpha)
+            measure(
+                {
+                    "healthkit": ("healthkit serve, /v2/models/alpha/ready", url, alpha, alpha),
+                    "healthkit_livez": ("healthkit serve, /livez", url, "/livez", alpha),
+                },
+                rounds,
+            )
         with child("_baseline", pred.url) as base:
-            asyncio.run(poll_ready(base.banner, "/v2/models/alpha/ready"))
-            out["baseline"] = measure(
-                "baseline (KServe-like), /v2/models/alpha/ready",
-                base.banner,
-                "/v2/models/alpha/ready",
-                "/v2/models/alpha/ready",
+            asyncio.run(poll_ready(base.banner, alpha))
+            measure(
+                {
+                    "baseline": (
+                        "baseline (KServe-like), /v2/models/alpha/ready",
+                        base.banner,
+                        alpha,
+                        alpha,
+                    )
+                },
+                rounds,
             )
     table(
-        f"burst: {n} concurrent GETs, one connection each, median of {rounds} run(s)",
+        f"burst: {n} concurrent GETs, one connection each, medians of {rounds} run(s)",
         ["server, path", "upstream (model)", "upstream (all)", "wall", "p50", "p99", "statuses"],
         rows,
     )
@@ -548,7 +572,7 @@ def dedupe_main(kind: str, models: int, configs: int, url: str) -> None:
 
 
 def run_sweep(quick: bool) -> dict[str, Any]:
-    models, concurrency, rounds = 1000, 10, 5 if quick else 11
+    models, concurrency, rounds = 1000, 10, 5 if quick else 21
     out: dict[str, Any] = {}
     with predictor(models) as pred:
         out.update(asyncio.run(_sweep(pred, models, concurrency, rounds)))
@@ -584,6 +608,13 @@ def run_sweep(quick: bool) -> dict[str, Any]:
         f"sweep: one background round of {models:,} models by the monitor",
         ["mode", "upstream requests", "wall until every model has a result"],
         rows,
+    )
+    book = out["bookkeeping"]
+    print(
+        "  healthkit's own CPU per check (noop strategy, no network):"
+        f" HealthKit.acheck {(book['kit'] - book['strategy']) * 1e6:.0f} us,"
+        f" Monitor.acheck {(book['monitor'] - book['strategy']) * 1e6:.0f} us"
+        f" (raw httpx request above: {out['raw_cpu'] * 1e6:.0f} us)"
     )
     out["overhead"] = out["kit"] / out["raw"] - 1
     out["monitor_overhead"] = out["monitor"] / out["raw"] - 1
@@ -658,6 +689,38 @@ async def _sweep(pred: Predictor, models: int, concurrency: int, rounds: int) ->
     out.update({f"{k}_cpu": statistics.median(v) / models for k, v in cpus.items()})
     out["per_model"] = await one_round(False)
     out["batched"] = await one_round(True)
+    out["bookkeeping"] = await _bookkeeping()
+    return out
+
+
+async def _bookkeeping(calls: int = 20_000) -> dict[str, float]:
+    """CPU per check of healthkit's own layers, with a strategy that does nothing.
+
+    Stable where the sweep's wall times are not: it needs no server and no network.
+    """
+    from healthkit import HealthKit, Monitor, Target
+
+    names = [f"model-{i}" for i in range(calls)]
+    hc = {"strategy": "noop", "cache_ttl": 0.0, "period": 3600.0}
+    monitor = Monitor(
+        HealthKit.from_config({"defaults": {"health_check": hc}, "models": {n: {} for n in names}})
+    )
+    kit = monitor.kit
+    await kit.astart()
+    instance = kit.resolver.get(names[0])
+    out: dict[str, float] = {}
+    for label, call in (
+        ("strategy", lambda n: instance.acheck(Target(model=n))),
+        ("kit", kit.acheck),
+        ("monitor", monitor.acheck),
+    ):
+        for n in names[:1000]:  # warm up
+            await call(n)
+        cpu = time.process_time()
+        for n in names:
+            await call(n)
+        out[label] = (time.process_time() - cpu) / calls
+    await monitor.aclose()
     return out
 
 
@@ -726,7 +789,7 @@ def summary(results: dict[str, Any]) -> None:
         b = results["burst"]
         check(
             "burst upstream requests",
-            f"{b['healthkit']['upstream']} (warm), {b['healthkit_cold']['upstream']} (cold)",
+            f"{b['healthkit']['upstream']:g} (warm), {b['healthkit_cold']['upstream']:g} (cold)",
             "<= 1 per model per cache_ttl",
             b["healthkit"]["upstream"] <= 1 and b["healthkit_cold"]["upstream"] <= 1,
         )
@@ -757,9 +820,9 @@ def summary(results: dict[str, Any]) -> None:
         s = results["sweep"]
         check(
             "sweep overhead vs raw httpx",
-            f"{s['overhead'] * 100:+.1f} % (monitor {s['monitor_overhead'] * 100:+.1f} %)",
+            f"HealthKit {s['overhead'] * 100:+.1f} %, Monitor {s['monitor_overhead'] * 100:+.1f} %",
             "<= 10 %",
-            s["overhead"] <= 0.10,
+            max(s["overhead"], s["monitor_overhead"]) <= 0.10,
         )
         check(
             "batched sweep",

@@ -308,6 +308,7 @@ def test_a_hung_model_is_not_ready_within_its_timeout_and_inference_goes_on(
         t0 = time.monotonic()
         s.grpc_ready("digits")
         slowest = max(slowest, time.monotonic() - t0)
+        time.sleep(0.05)
     took = time.monotonic() - start
     print(
         f"\ndigits hung on the predictor -> 503 after {took:.2f} s "
@@ -428,6 +429,40 @@ def test_a_killed_predictor_gives_503_never_500_and_recovery_follows(healthy: St
         s.wait_predictor()
     took = s.wait_for("/v2/health/ready", 200)
     print(f"predictor back: ready again after {took:.2f} s")
+
+
+def test_each_worker_process_runs_its_own_monitor(healthy: Stack, tmp_path: Path) -> None:
+    """``--workers 2``: KServe pickles the data plane into spawned workers; each follows."""
+    s = healthy
+    port, grpc_port = free_ports(2)
+    args = ["--http_port", str(port), "--grpc_port", str(grpc_port), "--workers", "2"]
+    args += ["--predictor_host", f"127.0.0.1:{s.p_http}", "--predictor_protocol", "v1"]
+    args += ["--models", "iris", "--local_models", "", "--healthkit_config", str(CONFIG)]
+    proc = Proc("transformer.py", args, s.env, tmp_path / "workers.log")
+    url = f"http://127.0.0.1:{port}/v2/models/iris/ready"
+
+    def streak(status: int, length: int) -> None:
+        # Requests land on either worker: a streak of answers covers both.
+        start, run = time.monotonic(), 0
+        while run < length:
+            assert proc.popen.poll() is None, proc.tail()
+            assert time.monotonic() - start < SETTLE, proc.tail()
+            try:
+                code = s.http.get(url).status_code
+            except httpx.TransportError:
+                code = 0
+            run = run + 1 if code == status else 0
+            time.sleep(0.02)
+
+    try:
+        streak(200, 10)
+        s.steer("iris", ready=False)
+        streak(503, 20)
+        s.steer("iris", ready=True)
+        streak(200, 20)
+    finally:
+        code = proc.stop()
+    assert code == 0, proc.tail()
 
 
 def test_unknown_model_is_still_404(stack: Stack) -> None:

@@ -22,12 +22,15 @@ from _monitor_support import (
 from healthkit import (
     CheckResult,
     ClosedError,
+    ConfigError,
     HealthKit,
     Monitor,
     Status,
+    StrategyRegistry,
     Target,
     Transition,
     load_config,
+    parse_spec,
 )
 from healthkit._oip_server import OipServer
 
@@ -135,6 +138,7 @@ async def test_other_version_is_its_own_target_and_leaves_thresholds_alone(
 async def test_unknown_model_raises_key_error(predictor: OipServer, closing: list[Monitor]) -> None:
     monitor = Monitor(HealthKit.from_config(http_config(predictor.url, ["alpha"])))
     closing.append(monitor)
+    assert "alpha" in monitor and "nope" not in monitor
     with pytest.raises(KeyError, match="nope"):
         await monitor.acheck("nope")
     for query in (monitor.status, monitor.is_ready, monitor.last_result, monitor.history):
@@ -508,6 +512,20 @@ async def test_batch_mode_costs_one_repository_index_request_per_period(
         assert "UNAVAILABLE" in (monitor.last_result("model-7") or unhealthy(Target())).detail
         ghost = monitor.last_result("ghost")
         assert ghost is not None and "not in repository index" in ghost.detail
+
+
+def test_batch_mode_is_opt_in_and_v2_only() -> None:
+    registry = StrategyRegistry()
+    plain = parse_spec({"strategy": "http", "base_url": "http://x"}, registry=registry)
+    batch = parse_spec(
+        {"strategy": "http", "base_url": "http://x", "batch": True}, registry=registry
+    )
+    assert plain != batch  # a batch config is its own instance
+    with pytest.raises(ConfigError, match="batch: only allowed when protocol = 'v2'"):
+        parse_spec(
+            {"strategy": "http", "base_url": "http://x", "protocol": "v1", "batch": True},
+            registry=registry,
+        )
 
 
 async def test_batch_groups_only_models_sharing_an_instance(

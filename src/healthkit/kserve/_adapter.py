@@ -60,7 +60,7 @@ class KServeHealth:
     * ``on_demand=True`` (the default): a readiness request first asks the
       monitor for a check of the model, which is answered from the cache when
       younger than ``cache_ttl`` and shared by all concurrent callers, so a
-      burst of any size costs at most one upstream check per model per
+      burst of any size adds at most one upstream check per model per
       ``cache_ttl``; a request waits at most the model's health ``timeout``.
       ``on_demand=False``: answers come from memory only, as fresh as the
       background probes (one per model per ``period``).
