@@ -278,14 +278,40 @@ def upstream(stats: dict[str, Any]) -> Counter[str]:
     return total
 
 
+async def raw_burst(port: int, path: str, n: int) -> tuple[list[str], float]:
+    """``n`` requests that reach the server together: every connection is opened
+    first, then every request is written at once (an HTTP client's pool would
+    spread them out). Returns each outcome and the seconds from first write to
+    last answer."""
+    conns = await asyncio.gather(*(asyncio.open_connection("127.0.0.1", port) for _ in range(n)))
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+
+    async def one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
+        try:
+            writer.write(request)
+            await writer.drain()
+            head = await asyncio.wait_for(reader.read(), PATIENCE)
+            return head.split(b" ", 2)[1].decode() if head else "reset"
+        except asyncio.TimeoutError:
+            return "no answer"
+        except ConnectionError:
+            return "reset"
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    start = time.perf_counter()
+    outcomes = await asyncio.gather(*(one(r, w) for r, w in conns))
+    return list(outcomes), time.perf_counter() - start
+
+
 async def burst(probe: Probe, n: int) -> dict[str, str]:
     before = upstream(await probe.stats())
-    start = time.perf_counter()
-    outcomes = await asyncio.gather(*(probe.rest("/v2/models/iris/ready") for _ in range(n)))
-    elapsed = time.perf_counter() - start
+    outcomes, elapsed = await raw_burst(probe.pair.ports["t_http"], "/v2/models/iris/ready", n)
     after = upstream(await probe.stats())
     delta = {k: after[k] - before[k] for k in after if after[k] != before[k]}
-    codes = Counter(code for code, _ in outcomes)
+    codes = Counter(outcomes)
     return {
         "answers": ", ".join(f"{c}x{k}" for k, c in sorted(codes.items())),
         "burst seconds": f"{elapsed:.2f}",
