@@ -743,3 +743,23 @@ def test_config_records_are_frozen_and_hashable(registry: StrategyRegistry) -> N
         config.models["x"] = config.models["alpha"]  # type: ignore[index]
     assert len({m.check for m in config.models.values()}) == 3
     assert hash(config) == hash(load_config(ISSUE_DICT, registry=registry))
+
+
+def test_equal_model_configs_share_one_config_object() -> None:
+    """10,000 models over one config hold one spec object, not 10,000 copies."""
+    registry = StrategyRegistry(entry_points=False)
+    config = load_config(
+        {
+            "defaults": {"health_check": {"strategy": "http", "base_url": "http://h:1"}},
+            "models": {
+                "a": {},
+                "b": {"health_check": {"base_url": "HTTP://h:1/"}},
+                "c": {"health_check": {"strategy": "noop"}},
+            },
+        },
+        registry=registry,
+    )
+    a, b, c = (config.models[m] for m in "abc")
+    assert a.check is b.check
+    assert a.monitor is b.monitor
+    assert a.check is not c.check

@@ -481,6 +481,10 @@ def load_config(
 
     models_raw = _or_empty(raw.get("models"))
     models: dict[str, ModelConfig] = {}
+    # Equal specs and settings are shared, not copied per model: thousands of
+    # models over a handful of configs then hold a handful of config objects.
+    interned_specs: dict[StrategySpec, StrategySpec] = {}
+    interned_monitors: dict[MonitorSettings, MonitorSettings] = {}
     if not isinstance(models_raw, Mapping):
         issues.append(ConfigIssue("models", f"expected a table, got {models_raw!r}"))
         models_raw = {}
@@ -517,8 +521,8 @@ def load_config(
         models[str(name)] = ModelConfig(
             name=str(name),
             version=None if version is None else str(version),
-            check=spec,
-            monitor=monitor,
+            check=interned_specs.setdefault(spec, spec),
+            monitor=interned_monitors.setdefault(monitor, monitor),
         )
     if issues:
         raise ConfigError(_dedupe(issues), source=source_name)
