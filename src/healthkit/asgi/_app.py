@@ -25,8 +25,8 @@ from .._errors import ClosedError
 from .._healthkit import HealthKit
 from .._metrics import CONTENT_TYPE, MonitorMetrics
 from .._monitor import Monitor
+from .._redact import Redactor
 from .._status import Status, worst_status
-from ..cli._output import Redactor
 from . import ShowDetails
 
 __all__ = ["create_app", "create_router"]

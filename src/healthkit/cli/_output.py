@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -12,11 +12,11 @@ import click
 
 from .._config import ServerConfig, describe_spec, load_config
 from .._errors import ConfigError
+from .._redact import Redactor
 from .._registry import StrategyRegistry
 from .._result import CheckResult
 from .._status import Status
 from .._strategy import StrategySpec
-from .._url import SecretUrl
 
 __all__ = [
     "EXIT_CODES",
@@ -99,68 +99,6 @@ def load_or_exit(path: str, registry: StrategyRegistry) -> ServerConfig:
             # File-level problems (unreadable, wrong suffix) carry no source: name the file.
             text = f"{path}: {text}"
         raise fail(text) from None
-
-
-# -- redaction ------------------------------------------------------------------
-
-
-def _secrets_in(value: Any, out: set[str]) -> None:
-    getter = getattr(value, "get_secret_value", None)
-    if callable(getter):
-        secret = getter()
-        if isinstance(secret, str):
-            out.add(secret)
-        return
-    if isinstance(value, SecretUrl):
-        out.update(value.auth or ())
-        return
-    if isinstance(value, StrategySpec):
-        _secrets_in(value.config, out)
-    elif attrs.has(type(value)):
-        for field in attrs.fields(type(value)):
-            _secrets_in(getattr(value, field.name), out)
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            _secrets_in(item, out)
-    elif isinstance(value, list | tuple | frozenset | set):
-        for item in value:
-            _secrets_in(item, out)
-
-
-class Redactor:
-    """Masks every secret value of a config in free text.
-
-    Defence in depth: strategies should never put a secret in a result, but a
-    third-party one might echo a header in an error message, and the CLI is the
-    last place to catch it. Values shorter than four characters are left alone,
-    since masking them would garble ordinary words.
-    """
-
-    def __init__(self, specs: Iterable[StrategySpec]) -> None:
-        found: set[str] = set()
-        for spec in specs:
-            _secrets_in(spec, found)
-        # Longest first, so a secret that contains another is masked whole.
-        self._secrets = sorted((s for s in found if len(s) >= 4), key=len, reverse=True)
-
-    @classmethod
-    def for_config(cls, config: ServerConfig) -> Redactor:
-        return cls([config.default, *(m.check for m in config.models.values())])
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
-
-    def data(self, value: Any) -> Any:
-        """Redact every string inside a JSON-ready structure."""
-        if isinstance(value, str):
-            return self(value)
-        if isinstance(value, Mapping):
-            return {k: self.data(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.data(v) for v in value]
-        return value
 
 
 # -- results ------------------------------------------------------------------------
