@@ -7,11 +7,12 @@ import time
 
 import attrs
 
+from ._monitor_settings import MonitorSettings
 from ._result import CheckResult, ErrorInfo, Target
 from ._status import Status
-from ._strategy import Strategy
+from ._strategy import Strategy, StrategySpec
 
-__all__ = ["guarded_check"]
+__all__ = ["deadline_for", "guarded_check"]
 
 
 async def guarded_check(
@@ -74,3 +75,16 @@ async def guarded_check(
     if result.latency == 0.0:
         result = attrs.evolve(result, latency=elapsed)
     return result
+
+
+def deadline_for(spec: StrategySpec, settings: MonitorSettings) -> float:
+    """The hard cap of one check: ``timeout`` per attempt plus backoff, plus a little grace.
+
+    The grace (10 % of ``timeout``, at most 0.25 s) lets a strategy that honours
+    its own timeout report it, with its better message, before the monitor cuts it.
+    """
+    attempts = int(getattr(spec.config, "retries", 0) or 0) + 1
+    gap = float(getattr(spec.config, "backoff_max", 0.0) or 0.0)
+    gap += float(getattr(spec.config, "backoff", 0.0) or 0.0)  # the jitter on top
+    backoff = gap * (attempts - 1)
+    return settings.timeout * attempts + backoff + min(0.1 * settings.timeout, 0.25)

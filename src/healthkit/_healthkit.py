@@ -12,7 +12,7 @@ import attrs
 from ._config import ServerConfig, load_config
 from ._errors import ClosedError
 from ._frozen import FrozenMap
-from ._guard import guarded_check
+from ._guard import deadline_for, guarded_check
 from ._registry import StrategyRegistry
 from ._resolver import ReloadPlan, Resolver, ResolverStats
 from ._result import CheckResult, Target
@@ -113,7 +113,9 @@ class HealthKit:
         target = Target(model=model, version=version if version is not None else mc.version)
         instance = self._resolver.get(model)
         # The strategy's own timeout counts per attempt; this is the hard cap of the whole check.
-        return await guarded_check(instance, mc.check.strategy, target, timeout=_deadline(mc))
+        return await guarded_check(
+            instance, mc.check.strategy, target, timeout=deadline_for(mc.check, mc.monitor)
+        )
 
     async def acheck_all(self, *, concurrency: int = DEFAULT_CONCURRENCY) -> HealthReport:
         """Check every model, at most ``concurrency`` at a time."""
@@ -200,10 +202,3 @@ class HealthKit:
     def __repr__(self) -> str:
         stats = self._resolver.stats()
         return f"<HealthKit models={len(self._config.models)} instances={stats.instances}>"
-
-
-def _deadline(mc: Any) -> float:
-    """A hard cap for one check: the monitor timeout, times the strategy's attempts."""
-    attempts = getattr(mc.check.config, "retries", 0) + 1
-    backoff = getattr(mc.check.config, "backoff_max", 0.0) * (attempts - 1)
-    return float(mc.monitor.timeout) * attempts + float(backoff) + 0.5

@@ -33,7 +33,7 @@ import attrs
 
 from ._config import ModelConfig, ServerConfig
 from ._errors import ClosedError
-from ._guard import guarded_check
+from ._guard import deadline_for, guarded_check
 from ._healthkit import HealthKit
 from ._monitor_settings import MonitorSettings
 from ._resolver import ReloadPlan
@@ -167,19 +167,6 @@ class _Job:
     finished: bool = False
     task: asyncio.Future[Any] = attrs.field(init=False)
     timer: asyncio.TimerHandle = attrs.field(init=False)
-
-
-def deadline_for(spec: StrategySpec, settings: MonitorSettings) -> float:
-    """The hard cap of one check: ``timeout`` per attempt plus backoff, plus a little grace.
-
-    The grace (10 % of ``timeout``, at most 0.25 s) lets a strategy that honours
-    its own timeout report it, with its better message, before the monitor cuts it.
-    """
-    attempts = int(getattr(spec.config, "retries", 0) or 0) + 1
-    gap = float(getattr(spec.config, "backoff_max", 0.0) or 0.0)
-    gap += float(getattr(spec.config, "backoff", 0.0) or 0.0)  # the jitter on top
-    backoff = gap * (attempts - 1)
-    return settings.timeout * attempts + backoff + min(0.1 * settings.timeout, 0.25)
 
 
 def _timeout_result(name: str, target: Target, deadline: float, elapsed: float) -> CheckResult:
