@@ -530,3 +530,23 @@ async def test_a_close_that_hangs_is_abandoned_and_logged(
         await asyncio.wait_for(resolver.release("m"), 2)
     assert resolver.stats().instances == 0
     assert any("abandoned" in r.getMessage() for r in caplog.records)
+
+
+class _MutablePlugin:
+    @staticmethod
+    @hookimpl
+    def healthkit_register_strategies(registrar: StrategyRegistrar) -> None:
+        @attrs.define
+        class Mutable:
+            x: int = 0
+
+        registrar.add("mutable", config=Mutable, factory=lambda c, ctx: _HangingClose())
+
+
+def test_an_unhashable_config_is_a_clear_creation_error() -> None:
+    registry = StrategyRegistry(plugins=[_MutablePlugin()], entry_points=False)
+    resolver = Resolver(registry)
+    spec = StrategySpec(strategy="mutable", config=registry.get("mutable").config_class())
+    with pytest.raises(StrategyCreationError, match="not hashable.*attrs.frozen"):
+        resolver.acquire("m", spec)
+    assert resolver.stats().instances == 0

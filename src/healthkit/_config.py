@@ -16,7 +16,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal, TypeVar, Union
 
 import attrs
 
@@ -45,6 +45,8 @@ __all__ = [
 #: The strategy of a model when neither it nor ``defaults`` names one: no check at all,
 #: which is what model servers do today with their health check switched off.
 DEFAULT_STRATEGY = "noop"
+
+T = TypeVar("T")
 
 _TOP_KEYS = ("defaults", "models")
 _DEFAULTS_KEYS = ("health_check",)
@@ -521,8 +523,8 @@ def load_config(
         models[str(name)] = ModelConfig(
             name=str(name),
             version=None if version is None else str(version),
-            check=interned_specs.setdefault(spec, spec),
-            monitor=interned_monitors.setdefault(monitor, monitor),
+            check=_intern(interned_specs, spec),
+            monitor=_intern(interned_monitors, monitor),
         )
     if issues:
         raise ConfigError(_dedupe(issues), source=source_name)
@@ -532,6 +534,15 @@ def load_config(
         models=models,
         source=source_name,
     )
+
+
+def _intern(pool: dict[T, T], value: T) -> T:
+    try:
+        return pool.setdefault(value, value)
+    except TypeError:
+        # An unhashable (mutable) plugin config cannot be shared; the resolver
+        # reports that when it is used, with the strategy's name.
+        return value
 
 
 def parse_spec(

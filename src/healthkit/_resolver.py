@@ -114,6 +114,13 @@ class Resolver:
     def _acquire_locked(self, holder: str, spec: StrategySpec) -> Strategy:
         if self._closed:
             raise ClosedError("resolver is closed")
+        try:
+            hash(spec)
+        except TypeError:
+            raise StrategyCreationError(
+                f"strategy {spec.strategy!r}: its config is not hashable, so equal configs "
+                "cannot share an instance; declare the config class with @attrs.frozen"
+            ) from None
         previous = self._held.get(holder)
         if previous == spec:
             return self._entries[spec].instance
