@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import click
@@ -55,7 +56,15 @@ def plugins(fmt: str) -> None:
     HEALTHKIT_DISABLE_PLUGINS, or lost a strategy-name conflict are listed
     with their error; every other strategy still works. Always exits 0.
     """
-    registry = StrategyRegistry()
+    # This command reports plugin failures itself; the registry's log warnings
+    # would only repeat them on stderr.
+    logger = logging.getLogger("healthkit")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        registry = StrategyRegistry()
+    finally:
+        logger.setLevel(level)
     data = plugins_data(registry)
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))
