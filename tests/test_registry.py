@@ -310,3 +310,23 @@ def test_plugin_failure_str() -> None:
     assert str(failure) == "acme (acme-dist 1.2): import failed: ImportError: no torch"
     bare = attrs.evolve(failure, distribution=None, version=None)
     assert str(bare) == "acme: import failed: ImportError: no torch"
+
+
+def test_plugin_failure_str_names_plugin_distribution_and_error() -> None:
+    from healthkit import PluginFailure
+
+    def failure(dist: str | None, version: str | None) -> str:
+        return str(
+            PluginFailure(
+                name="p",
+                distribution=dist,
+                version=version,
+                stage="import",
+                error_type="ImportError",
+                message="boom",
+            )
+        )
+
+    assert failure("pkg", "1.0") == "p (pkg 1.0): import failed: ImportError: boom"
+    assert failure("pkg", None) == "p (pkg): import failed: ImportError: boom"
+    assert failure(None, None) == "p: import failed: ImportError: boom"

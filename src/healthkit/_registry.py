@@ -59,9 +59,8 @@ class PluginFailure:
     message: str
 
     def __str__(self) -> str:
-        dist = f" ({self.distribution} {self.version or ''})".rstrip() if self.distribution else ""
-        if dist and not dist.endswith(")"):
-            dist += ")"
+        origin = " ".join(part for part in (self.distribution, self.version) if part)
+        dist = f" ({origin})" if origin else ""
         return f"{self.name}{dist}: {self.stage} failed: {self.error_type}: {self.message}"
 
 
