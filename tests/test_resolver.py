@@ -547,6 +547,6 @@ def test_an_unhashable_config_is_a_clear_creation_error() -> None:
     registry = StrategyRegistry(plugins=[_MutablePlugin()], entry_points=False)
     resolver = Resolver(registry)
     spec = StrategySpec(strategy="mutable", config=registry.get("mutable").config_class())
-    with pytest.raises(StrategyCreationError, match="not hashable.*attrs.frozen"):
+    with pytest.raises(StrategyCreationError, match=r"not hashable.*attrs\.frozen"):
         resolver.acquire("m", spec)
     assert resolver.stats().instances == 0
