@@ -34,6 +34,7 @@ from healthkit import (
     hookimpl,
 )
 from healthkit._oip_server import OipServer
+from healthkit.testing import SilentServer
 
 # -- the recording test strategy ------------------------------------------------------
 
@@ -274,17 +275,15 @@ def scripted() -> Iterator[Callable[..., ScriptedServer]]:
             server.stop()
 
 
-class RawServer:
-    """A TCP server that accepts connections and then either holds them silently or closes them."""
+class ClosingServer:
+    """A TCP server that accepts connections and closes them at once, without a response."""
 
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
+    def __init__(self) -> None:
         self.accepted = 0
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(64)
         self._sock.settimeout(0.05)
-        self._held: list[socket.socket] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -298,10 +297,7 @@ class RawServer:
             except OSError:
                 return
             self.accepted += 1
-            if self.mode == "close":
-                conn.close()
-            else:
-                self._held.append(conn)
+            conn.close()
 
     @property
     def url(self) -> str:
@@ -310,25 +306,20 @@ class RawServer:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        for conn in self._held:
-            conn.close()
         self._sock.close()
 
 
 @pytest.fixture
-def silent_server() -> Iterator[RawServer]:
+def silent_server() -> Iterator[SilentServer]:
     """Accepts TCP connections and never answers (a hung upstream)."""
-    server = RawServer("silent")
-    try:
+    with SilentServer() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
-def closing_server() -> Iterator[RawServer]:
+def closing_server() -> Iterator[ClosingServer]:
     """Accepts TCP connections and closes them at once, without a response."""
-    server = RawServer("close")
+    server = ClosingServer()
     try:
         yield server
     finally:

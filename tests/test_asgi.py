@@ -13,7 +13,6 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from _monitor_support import (
-    HungServer,
     PredictorProcess,
     ScriptedPlugin,
     UvicornThread,
@@ -24,6 +23,7 @@ from _monitor_support import (
 from healthkit import HealthKit, Monitor, Target, create_asgi_app, load_config
 from healthkit._oip_server import OipServer
 from healthkit.asgi import create_app, create_router
+from healthkit.testing import SilentServer
 
 # One probe at start, then none for the length of a test: answers must come from memory.
 ONCE = {"period": 60.0, "jitter": 0.0, "timeout": 0.5}
@@ -281,7 +281,7 @@ async def test_uvicorn_killed_predictor_gives_503_within_the_bound_never_500() -
 
 async def test_uvicorn_hung_predictor_gives_503_within_the_timeout() -> None:
     timeout = 0.2
-    with HungServer() as hung:
+    with SilentServer() as hung:
         config = http_config(hung.url, ["alpha"], timeout=timeout, period=0.1)
         with UvicornThread(create_app(HealthKit.from_config(config))) as server:
             async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:

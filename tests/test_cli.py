@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -43,17 +42,6 @@ def server() -> Iterator[OipServer]:
         yield srv
     finally:
         srv.stop()
-
-
-@pytest.fixture
-def dead_url() -> Iterator[str]:
-    """A loopback port that is bound but not listening: connections are refused."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        sock.close()
 
 
 @pytest.fixture
@@ -216,13 +204,13 @@ def test_check_degraded_exits_1(server: OipServer, write: Callable[..., str]) ->
 
 
 def test_check_unhealthy_exits_2(
-    server: OipServer, write: Callable[..., str], dead_url: str
+    server: OipServer, write: Callable[..., str], refused_url: str
 ) -> None:
     models = f"""
     [models.alpha]
     [models.sick]
     [models.gone.health_check]
-    base_url = "{dead_url}"
+    base_url = "{refused_url}"
     """
     result = run("check", write(toml_config(server.url, models)), "--format", "json")
     assert result.exit_code == 2, result.output

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from _monitor_support import (
-    HungServer,
     PredictorProcess,
     ScriptedPlugin,
     healthy,
@@ -33,6 +32,7 @@ from healthkit import (
     parse_spec,
 )
 from healthkit._oip_server import OipServer
+from healthkit.testing import SilentServer
 
 # Fast probing for tests: thresholds and timeouts are what is under test, not wall time.
 FAST = {"period": 0.05, "jitter": 0.0, "timeout": 0.3}
@@ -198,7 +198,7 @@ async def test_killed_predictor_turns_not_ready_after_failure_threshold(
 
 
 async def test_hung_predictor_is_cut_at_the_timeout_and_never_ready(closing: list[Monitor]) -> None:
-    with HungServer() as hung:
+    with SilentServer() as hung:
         kit = HealthKit.from_config(http_config(hung.url, ["alpha"], timeout=0.2, period=0.05))
         monitor = Monitor(kit)
         closing.append(monitor)
