@@ -55,7 +55,9 @@ class Redactor:
 
     @classmethod
     def for_config(cls, config: ServerConfig) -> Redactor:
-        return cls([config.default, *(m.check for m in config.models.values())])
+        # load_config shares equal specs between models: walk each object once.
+        specs = {id(s): s for s in (config.default, *(m.check for m in config.models.values()))}
+        return cls(specs.values())
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:

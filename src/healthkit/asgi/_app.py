@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, Router
 
+from .._config import ServerConfig
 from .._errors import ClosedError
 from .._healthkit import HealthKit
 from .._metrics import CONTENT_TYPE, MonitorMetrics
@@ -66,6 +67,13 @@ class _Handlers:
         self.monitor = monitor
         self.show_details = show_details
         self.metrics = MonitorMetrics(monitor)
+        self._redactor: tuple[ServerConfig, Redactor] | None = None
+
+    def _redactor_for(self, config: ServerConfig) -> Redactor:
+        # Built once per config (a reload brings a new one), not on every /health request.
+        if self._redactor is None or self._redactor[0] is not config:
+            self._redactor = (config, Redactor.for_config(config))
+        return self._redactor[1]
 
     async def _started(self) -> Monitor:
         # Idempotent; covers a router mounted in a host whose lifespan never starts us.
@@ -120,7 +128,7 @@ class _Handlers:
             status = Status.UNHEALTHY
         body: dict[str, Any] = {"status": status.value, "live": monitor.is_live(), "ready": ready}
         if self.show_details == "always":
-            redact = Redactor.for_config(monitor.kit.config)
+            redact = self._redactor_for(monitor.kit.config)
             models: dict[str, Any] = {}
             for name in names:
                 last = monitor.last_result(name)
