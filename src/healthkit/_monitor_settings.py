@@ -34,3 +34,13 @@ class MonitorSettings:
     failure_threshold: int = attrs.field(default=3, validator=v.ge(1))
     #: Faster probing period while unhealthy; ``None`` keeps ``period``.
     unhealthy_period: float | None = attrs.field(default=None, validator=v.gt(0))
+    #: Seconds after its last result that a model answers ``unknown`` (not ready) if no
+    #: newer result arrived. ``None``: ``max(3, failure_threshold) x (period + deadline)``,
+    #: as many missed probe cycles as the thresholds would need to call a failure.
+    max_stale: float | None = attrs.field(default=None, validator=v.gt(0))
+
+    def stale_after(self, deadline: float) -> float:
+        """The effective ``max_stale`` for a check whose hard deadline is ``deadline``."""
+        if self.max_stale is not None:
+            return self.max_stale
+        return max(3, self.failure_threshold) * (self.period + deadline)
