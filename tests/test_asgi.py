@@ -87,16 +87,29 @@ async def test_routes_answer_200_503_404_from_the_monitor(
         assert predictor.total_requests == upstream_before
 
 
-async def test_versioned_readiness_checks_that_version_once(
-    predictor: OipServer, monitor: Monitor
+async def test_versioned_readiness_checks_the_configured_version_once(
+    predictor: OipServer,
 ) -> None:
-    async with client_for(create_app(monitor)) as client:
-        responses = await asyncio.gather(
-            *(client.get("/v2/models/alpha/versions/3/ready") for _ in range(50))
-        )
-    assert {r.status_code for r in responses} == {200}
-    assert responses[0].json() == {"name": "alpha", "ready": True}
-    assert predictor.requests["/v2/models/alpha/versions/3/ready"] == 1
+    config = http_config(predictor.url, ["alpha"], initial_delay=60.0, **ONCE)
+    config["models"]["alpha"] = {"version": "3"}
+    monitor = Monitor(HealthKit.from_config(config))
+    try:
+        async with client_for(create_app(monitor)) as client:
+            responses = await asyncio.gather(
+                *(client.get("/v2/models/alpha/versions/3/ready") for _ in range(50))
+            )
+            assert {r.status_code for r in responses} == {200}
+            assert responses[0].json() == {"name": "alpha", "ready": True}
+            assert predictor.requests["/v2/models/alpha/versions/3/ready"] == 1
+            # A version nobody configured is not found, and costs the predictor nothing.
+            other = await client.get("/v2/models/alpha/versions/4/ready")
+            assert (other.status_code, other.json()) == (
+                404,
+                {"error": "model alpha version 4 not found"},
+            )
+            assert predictor.total_requests == 1
+    finally:
+        await monitor.aclose()
 
 
 async def test_model_without_a_result_yet_costs_one_shared_check(predictor: OipServer) -> None:

@@ -1,8 +1,10 @@
 """The Starlette routes behind :mod:`healthkit.asgi`.
 
-Every answer comes from the monitor's memory. The one exception is a model
-that has no result yet (its first probe has not finished): its readiness
-request waits for one on-demand check, which every concurrent request shares.
+Every answer comes from the monitor's memory; a result older than
+``cache_ttl`` is revalidated in the background (stale-while-revalidate), never
+while the request waits. The one exception is a model that has no result yet
+(its first probe has not finished): its readiness request waits for one
+on-demand check, bounded by its deadline, which every concurrent request shares.
 Whatever goes wrong inside a handler becomes a 503, never a 500: a readiness
 endpoint must not claim the health server itself is broken because the
 upstream is.
@@ -80,19 +82,22 @@ class _Handlers:
         await self.monitor.start()
         return self.monitor
 
-    async def model_ready(self, name: str, version: str | None) -> bool | None:
-        """Readiness of one model from memory; ``None`` when it is not configured."""
+    async def model_ready(self, name: str, version: str | None) -> bool | Response:
+        """Readiness of one model from memory; a 404 response when it is not known.
+
+        Once the model has a result this never waits for the upstream (a stale
+        result is revalidated in the background); without one yet, every waiting
+        request shares one check bounded by its deadline.
+        """
         monitor = await self._started()
-        config = monitor.kit.config.models.get(name)
-        if config is None or name not in monitor:
-            return None
-        if version is not None and version != config.version:
-            # Not the version we probe: one cached, coalesced on-demand check.
-            return (await monitor.acheck(name, version=version)).status.is_ok
-        if monitor.last_result(name) is None:
-            # No probe has finished yet: every waiting request shares one check.
-            await monitor.acheck(name)
-        return monitor.is_ready(name)
+        if name not in monitor:
+            return JSONResponse({"error": f"model {name} not found"}, status_code=404)
+        if not monitor.has_version(name, version):
+            # Neither configured nor reported upstream: a client must not choose targets.
+            return JSONResponse(
+                {"error": f"model {name} version {version} not found"}, status_code=404
+            )
+        return await monitor.aready(name, version=version)
 
     # -- endpoints ----------------------------------------------------------------------
 
@@ -101,6 +106,8 @@ class _Handlers:
         return _json({"live": live}, live)
 
     async def readyz(self, request: Request) -> Response:
+        # From memory (a model without a result yet is not ready); results older
+        # than max_stale do not count as ready.
         ready = (await self._started()).server_ready()
         return _json({"ready": ready}, ready)
 
@@ -108,15 +115,15 @@ class _Handlers:
         name = request.path_params["name"]
         version = request.path_params.get("version")
         ready = await self.model_ready(name, version)
-        if ready is None:
-            return JSONResponse({"error": f"model {name} not found"}, status_code=404)
+        if isinstance(ready, Response):
+            return ready
         return _json({"name": name, "ready": ready}, ready)
 
     async def v1_model(self, request: Request) -> Response:
         name = request.path_params["name"]
         ready = await self.model_ready(name, None)
-        if ready is None:
-            return JSONResponse({"error": f"model {name} not found"}, status_code=404)
+        if isinstance(ready, Response):
+            return ready
         return _json({"name": name, "ready": ready}, ready)
 
     async def health(self, request: Request) -> Response:

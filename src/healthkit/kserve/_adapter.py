@@ -57,13 +57,15 @@ class KServeHealth:
       ``ModelNotFound`` (404).
     * Server readiness: every registered model ready, as the Open Inference
       Protocol defines it.
-    * ``on_demand=True`` (the default): a readiness request first asks the
-      monitor for a check of the model, which is answered from the cache when
-      younger than ``cache_ttl`` and shared by all concurrent callers, so a
-      burst of any size adds at most one upstream check per model per
-      ``cache_ttl``; a request waits at most the model's health ``timeout``.
-      ``on_demand=False``: answers come from memory only, as fresh as the
-      background probes (one per model per ``period``).
+    * ``on_demand=True`` (the default): a readiness request answers the
+      monitor's known state at once and, when that is older than ``cache_ttl``,
+      starts one background check of the model shared by all callers
+      (stale-while-revalidate), so a burst of any size adds at most one
+      upstream check per model per ``cache_ttl`` and no answer waits for a hung
+      predictor. Only a model without any result yet waits, for one shared
+      check bounded by its health deadline. ``on_demand=False``: answers come
+      from memory only, as fresh as the background probes (one per model per
+      ``period``). Either way a result older than ``max_stale`` is not ready.
     * Any failure on the way is logged and answered "not ready", never raised:
       KServe would turn an exception into HTTP 500.
 
@@ -191,8 +193,9 @@ class KServeHealth:
             return False
         try:
             if self._on_demand:
-                # Cached for cache_ttl, shared by concurrent callers, bounded by the health timeout.
-                await monitor.acheck(model_name)
+                # From memory, revalidated in the background once older than cache_ttl;
+                # only a model without a result yet waits (one shared, bounded check).
+                return await monitor.aready(model_name)
             return monitor.is_ready(model_name)
         except asyncio.CancelledError:
             raise
@@ -206,9 +209,8 @@ class KServeHealth:
         if monitor is None:
             return False
         try:
-            if self._on_demand:
-                await asyncio.gather(*(monitor.acheck(name) for name in monitor.models))
-            if not monitor.server_ready():
+            ready = await monitor.aserver_ready() if self._on_demand else monitor.server_ready()
+            if not ready:
                 return False
         except asyncio.CancelledError:
             raise
