@@ -6,7 +6,6 @@ a user fixes a config in one pass.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import json
 import os
@@ -14,7 +13,7 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
@@ -27,6 +26,8 @@ from ._registry import StrategyRegistry
 from ._result import Target
 from ._secret import Secret
 from ._strategy import StrategySpec
+from ._url import SecretUrl
+from .validators import target_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -35,6 +36,9 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 __all__ = [
     "DEFAULT_STRATEGY",
+    "MAX_ALIAS_EXPANSION",
+    "MAX_COMPOSITE_DEPTH",
+    "MAX_DEPTH",
     "ModelConfig",
     "ServerConfig",
     "describe_spec",
@@ -46,12 +50,27 @@ __all__ = [
 #: which is what model servers do today with their health check switched off.
 DEFAULT_STRATEGY = "noop"
 
+#: Strategies nest (a composite's ``checks``) at most this many levels deep.
+MAX_COMPOSITE_DEPTH = 32
+#: Tables and lists of a config document nest at most this many levels deep.
+MAX_DEPTH = 100
+#: YAML aliases may add at most this many values to a document when expanded: a few
+#: hundred bytes of nested aliases can otherwise stand for billions of values.
+MAX_ALIAS_EXPANSION = 1_000_000
+
 T = TypeVar("T")
 
 _TOP_KEYS = ("defaults", "models")
 _DEFAULTS_KEYS = ("health_check",)
 _MODEL_KEYS = ("health_check", "version")
 _MONITOR_KEYS = tuple(f.name for f in attrs.fields(MonitorSettings))
+#: A model's ``health_check`` key (not a strategy or monitor key): send the default's
+#: secrets even though the model points at another host.
+_INHERIT_SECRETS = "inherit_secrets"
+#: Keys naming the upstream a strategy talks to; a model changing its host does not
+#: inherit the default's secrets (see ``_merge``).
+_TARGET_KEYS = ("base_url", "target", "host")
+_UNSET = "environment variable"
 _ENV_RE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -81,6 +100,12 @@ class ServerConfig:
     default_monitor: MonitorSettings = attrs.field(factory=MonitorSettings)
     models: FrozenMap[str, ModelConfig] = attrs.field(factory=FrozenMap, converter=_model_map)
     source: str | None = attrs.field(default=None, eq=False)
+    #: Things a user should know that do not make the config invalid (a model that
+    #: did not inherit the default's secrets, say), each with its path.
+    notices: tuple[ConfigIssue, ...] = attrs.field(default=(), eq=False)
+    #: Values taken from the environment by ``${VAR}``: secrets wherever they landed,
+    #: masked by :class:`~healthkit._redact.Redactor` in every output.
+    secrets: frozenset[str] = attrs.field(factory=frozenset, eq=False, repr=False)
 
 
 # -- raw input ----------------------------------------------------------------
@@ -89,9 +114,18 @@ class ServerConfig:
 def _read_source(source: str | os.PathLike[str]) -> Any:
     path = Path(source)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError([ConfigIssue("", f"cannot read {path}: {exc.strerror or exc}")]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        message = (
+            f"not valid UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start} (line {line}); "
+            "save the file as UTF-8"
+        )
+        raise ConfigError([ConfigIssue("", message)], source=str(path)) from None
     suffix = path.suffix.lower()
     try:
         if suffix == ".toml":
@@ -109,6 +143,9 @@ def _read_source(source: str | os.PathLike[str]) -> Any:
             return yaml.safe_load(text)
     except ConfigError:
         raise
+    except RecursionError:
+        message = f"nested too deeply to parse (at most {MAX_DEPTH} levels)"
+        raise ConfigError([ConfigIssue("", message)], source=str(path)) from None
     except Exception as exc:  # each parser has its own error type
         message = f"invalid {suffix.lstrip('.').upper()}: {_parse_error(exc)}"
         raise ConfigError([ConfigIssue("", message)], source=str(path)) from None
@@ -136,38 +173,119 @@ def _join(path: str, key: str | int) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _interpolate(value: Any, path: str, issues: list[ConfigIssue]) -> Any:
-    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string; ``$$`` is a literal ``$``."""
+class _ShapeError(Exception):
+    def __init__(self, issue: ConfigIssue) -> None:
+        super().__init__(str(issue))
+        self.issue = issue
+
+
+def _check_shape(raw: Any) -> ConfigIssue | None:
+    """Refuse documents that are cyclic, too deep, or that aliases blow up.
+
+    YAML aliases make tables and lists shared objects (and anchors can make them
+    contain themselves). Sizes and heights are memoized per object, so this walk
+    costs the document as written, never as expanded, and recursion never goes
+    deeper than ``MAX_DEPTH``.
+    """
+    sizes: dict[int, tuple[int, int]] = {}  # id -> (expanded values, height)
+    active: set[int] = set()
+    stack: list[str | int] = []
+    unique = 0
+
+    def where() -> str:
+        path = ""
+        for key in stack[:4]:
+            path = _join(path, key)
+        return path + ("..." if len(stack) > 4 else "")
+
+    def walk(node: Any, depth: int) -> tuple[int, int]:
+        nonlocal unique
+        if isinstance(node, Mapping):
+            items: Iterable[tuple[str | int, Any]] = ((str(k), v) for k, v in node.items())
+        elif isinstance(node, list | tuple):
+            items = enumerate(node)
+        else:
+            return 1, 0
+        key = id(node)
+        known = sizes.get(key)
+        if known is not None:
+            if depth + known[1] > MAX_DEPTH:
+                raise _ShapeError(ConfigIssue(where(), f"nested deeper than {MAX_DEPTH} levels"))
+            return known
+        if key in active:
+            message = "a YAML alias refers to a table or list that contains it (a cycle)"
+            raise _ShapeError(ConfigIssue(where(), message))
+        if depth >= MAX_DEPTH:
+            raise _ShapeError(ConfigIssue(where(), f"nested deeper than {MAX_DEPTH} levels"))
+        active.add(key)
+        total, height = 1, 0
+        unique += 1
+        for name, child in items:
+            stack.append(name)
+            size, child_height = walk(child, depth + 1)
+            stack.pop()
+            if not isinstance(child, Mapping | list | tuple):
+                unique += 1
+            total += size
+            height = max(height, child_height + 1)
+        active.discard(key)
+        sizes[key] = (total, height)
+        return total, height
+
+    try:
+        total, _ = walk(raw, 0)
+    except _ShapeError as exc:
+        return exc.issue
+    if total - unique > MAX_ALIAS_EXPANSION:
+        return ConfigIssue(
+            "",
+            f"YAML aliases expand the document to {total:,} values; at most "
+            f"{MAX_ALIAS_EXPANSION:,} may come from aliases (an alias bomb?)",
+        )
+    return None
+
+
+def _interpolate(value: Any, path: str, issues: list[ConfigIssue], found: set[str]) -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string; ``$$`` is a literal ``$``.
+
+    Values taken from the environment are added to ``found``: they are secrets
+    wherever they land (a token in a query string, say).
+    """
     if isinstance(value, str):
+        if "$" not in value:
+            return value
 
         def sub(match: re.Match[str]) -> str:
             if match.group(0) == "$$":
                 return "$"
             name, default = match.group(1), match.group(2)
-            found = os.environ.get(name)
-            if found is not None:
-                return found
+            env = os.environ.get(name)
+            if env is not None:
+                found.add(env)
+                return env
             if default is not None:
                 return default
-            issues.append(ConfigIssue(path, f"environment variable {name!r} is not set"))
+            issues.append(ConfigIssue(path, f"{_UNSET} {name!r} is not set"))
             return ""
 
         return _ENV_RE.sub(sub, value)
     if isinstance(value, Mapping):
-        return {k: _interpolate(v, _join(path, str(k)), issues) for k, v in value.items()}
+        return {k: _interpolate(v, _join(path, str(k)), issues, found) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_interpolate(v, _join(path, i), issues) for i, v in enumerate(value)]
+        return [_interpolate(v, _join(path, i), issues, found) for i, v in enumerate(value)]
     return value
 
 
-def _unknown_key(path: str, key: str, valid: typing.Iterable[str]) -> ConfigIssue:
-    valid = sorted(valid)
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
-    if close:
-        hint = f"; did you mean {close[0]!r}?"
+def _unknown_key(path: str, key: str, valid: Iterable[str], hint: str | None = None) -> ConfigIssue:
+    listed = sorted(set(valid))
+    close = difflib.get_close_matches(key, listed, n=1, cutoff=0.6)
+    if hint:
+        message = f"unknown key; {hint}"
+    elif close:
+        message = f"unknown key; did you mean {close[0]!r}?"
     else:
-        hint = f"; valid keys: {', '.join(valid) or '(none)'}"
-    return ConfigIssue(_join(path, key), f"unknown key{hint}")
+        message = f"unknown key; valid keys: {', '.join(listed) or '(none)'}"
+    return ConfigIssue(_join(path, key), message)
 
 
 def _type_name(tp: Any) -> str:
@@ -175,6 +293,8 @@ def _type_name(tp: Any) -> str:
         return "null"
     if tp is Secret:
         return "a string"
+    if tp is SecretUrl:
+        return "a URL"
     origin = typing.get_origin(tp)
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
@@ -203,26 +323,92 @@ def _type_hints(cls: type[Any]) -> dict[str, Any]:
         return hints
 
 
+@attrs.frozen
+class _Plan:
+    """How to structure one attrs class: computed once per class and load."""
+
+    #: config key -> (attrs field, its type)
+    fields: Mapping[str, tuple[attrs.Attribute[Any], Any]]
+    keys: frozenset[str]
+
+
+def _freeze(value: Any) -> Any:
+    """Lists and tables of a field typed ``Any`` become tuples and ``FrozenMap``\\ s.
+
+    A config is hashable (equal configs share one instance), so a value kept as
+    it was loaded must be too.
+    """
+    if isinstance(value, Mapping):
+        return FrozenMap({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, set | frozenset):
+        return frozenset(value)
+    return value
+
+
+def _raw_key(value: Any) -> Any:
+    """A hashable key of a raw value that tells ``1``, ``1.0`` and ``True`` apart."""
+    if isinstance(value, Mapping):
+        return frozenset((k, _raw_key(v)) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return (list, tuple(_raw_key(v) for v in value))
+    return (type(value), value)
+
+
+_NO_PLACEHOLDER: Any = object()
+
+
 class _Invalid(Exception):
-    """Internal: the value at a path could not be structured (issues already recorded)."""
+    """Internal: the value at a path could not be structured (issues already recorded).
+
+    ``placeholder`` stands in for the value in cross-field checks, so a bad child
+    does not hide a bad ``quorum``: a list of specs keeps its length.
+    """
+
+    def __init__(self, placeholder: Any = _NO_PLACEHOLDER) -> None:
+        super().__init__()
+        self.placeholder = placeholder
 
 
 class _Parser:
-    def __init__(self, registry: StrategyRegistry) -> None:
+    def __init__(
+        self, registry: StrategyRegistry, plans: dict[type[Any], _Plan] | None = None
+    ) -> None:
         self.registry = registry
         self.issues: list[ConfigIssue] = []
+        self.plans: dict[type[Any], _Plan] = {} if plans is None else plans
+        self.depth = 0
 
     def fail(self, path: str, message: str) -> _Invalid:
         self.issues.append(ConfigIssue(path, message))
         return _Invalid()
 
+    def plan(self, cls: type[Any]) -> _Plan:
+        found = self.plans.get(cls)
+        if found is None:
+            hints = _type_hints(cls)
+            fields = {
+                (f.alias or f.name): (f, hints.get(f.name, Any))
+                for f in attrs.fields(cls)
+                if f.init
+            }
+            found = self.plans[cls] = _Plan(fields=fields, keys=frozenset(fields))
+        return found
+
     # -- values ---------------------------------------------------------------
 
     def value(self, tp: Any, raw: Any, path: str) -> Any:
         if tp is Any or tp is object:
-            return raw
+            return _freeze(raw)
         if tp is StrategySpec:
-            return self.spec(raw, path)
+            if self.depth >= MAX_COMPOSITE_DEPTH:
+                raise self.fail(path, f"strategies nest at most {MAX_COMPOSITE_DEPTH} levels deep")
+            self.depth += 1
+            try:
+                return self.spec(raw, path)
+            finally:
+                self.depth -= 1
         origin = typing.get_origin(tp)
         args = typing.get_args(tp)
         if origin in (Union, types.UnionType):
@@ -232,7 +418,8 @@ class _Parser:
             if len(candidates) == 1:
                 return self.value(candidates[0], raw, path)
             for cand in candidates:
-                probe = _Parser(self.registry)
+                probe = _Parser(self.registry, self.plans)
+                probe.depth = self.depth
                 try:
                     return probe.value(cand, raw, path)
                 except _Invalid:
@@ -252,7 +439,12 @@ class _Parser:
                     out.append(self.value(item_tp, item, _join(path, i)))
                 except _Invalid:
                     bad = True
+                    out.append(_NO_PLACEHOLDER)
             if bad:
+                if item_tp is StrategySpec:
+                    # Same length, so cross-field checks (quorum <= len) still run.
+                    filler = StrategySpec(strategy=DEFAULT_STRATEGY, config=None)
+                    raise _Invalid(tuple(filler if x is _NO_PLACEHOLDER else x for x in out))
                 raise _Invalid()
             return tuple(out)
         if origin in (dict, Mapping, FrozenMap, typing.Mapping) or tp in (dict, Mapping):
@@ -304,53 +496,78 @@ class _Parser:
             if isinstance(raw, tp):
                 return raw
             raise self.fail(path, f"expected {_type_name(tp)}, got {raw!r}")
-        return raw
+        return _freeze(raw)
 
     def record(
-        self, cls: type[Any], raw: Any, path: str, *, extra_valid: typing.Iterable[str] = ()
+        self,
+        cls: type[Any],
+        raw: Any,
+        path: str,
+        *,
+        extra_valid: Iterable[str] = (),
+        unknown_hint: Callable[[str], str | None] | None = None,
     ) -> Any:
         """Structure a mapping into attrs class ``cls``, collecting every issue."""
         if not isinstance(raw, Mapping):
             raise self.fail(path, f"expected a table, got {raw!r}")
-        hints = _type_hints(cls)
-        fields = {(f.alias or f.name): f for f in attrs.fields(cls) if f.init}
+        plan = self.plan(cls)
+        fields = plan.fields
         kwargs: dict[str, Any] = {}
         bad = False
+        # Whether cls can still be built (with placeholders) to run its cross-field checks.
+        buildable = True
         for key in raw:
             if key not in fields:
-                self.issues.append(_unknown_key(path, str(key), [*fields, *extra_valid]))
+                hint = unknown_hint(str(key)) if unknown_hint is not None else None
+                self.issues.append(_unknown_key(path, str(key), [*fields, *extra_valid], hint))
                 bad = True
-        for key, field in fields.items():
+        for key, (field, hint_tp) in fields.items():
             fpath = _join(path, key)
             if key not in raw:
                 if field.default is attrs.NOTHING:
-                    expected = _type_name(hints.get(field.name, Any))
+                    expected = _type_name(hint_tp)
                     self.fail(fpath, f"missing required key (expected {expected})")
                     bad = True
+                    buildable = False
                 continue
             try:
                 if field.converter is not None:
                     # A converter owns parsing (and type errors) of its field.
                     value = self._convert_and_validate(field, raw[key], fpath)
                 else:
-                    value = self.value(hints.get(field.name, Any), raw[key], fpath)
+                    value = self.value(hint_tp, raw[key], fpath)
                     value = self._convert_and_validate(field, value, fpath)
-            except _Invalid:
+            except _Invalid as exc:
                 bad = True
+                if exc.placeholder is _NO_PLACEHOLDER:
+                    buildable = False
+                else:
+                    kwargs[key] = exc.placeholder
                 continue
             kwargs[key] = value
         if bad:
+            if buildable:
+                # Report the cross-field problems too: one pass shows every problem.
+                try:
+                    cls(**kwargs)
+                except (ValueError, TypeError) as exc:
+                    self._cross_field(fields, path, exc)
             raise _Invalid()
         try:
             return cls(**kwargs)
         except (ValueError, TypeError) as exc:
-            # Cross-field checks (``__attrs_post_init__``) say "key: problem"; put the
-            # key into the path so the message reads like every other one.
-            message = str(exc)
-            key, sep, rest = message.partition(": ")
-            if sep and key in fields:
-                raise self.fail(_join(path, key), rest) from None
-            raise self.fail(path or "(root)", message) from None
+            self._cross_field(fields, path, exc)
+            raise _Invalid() from None
+
+    def _cross_field(self, fields: Mapping[str, Any], path: str, exc: Exception) -> None:
+        # Cross-field checks (``__attrs_post_init__``) say "key: problem"; put the
+        # key into the path so the message reads like every other one.
+        message = str(exc)
+        key, sep, rest = message.partition(": ")
+        if sep and key in fields:
+            self.fail(_join(path, key), rest)
+        else:
+            self.fail(path or "(root)", message)
 
     def _convert_and_validate(self, field: attrs.Attribute[Any], value: Any, path: str) -> Any:
         conv = field.converter
@@ -374,6 +591,30 @@ class _Parser:
         spec, _ = self.health_check(raw, path, allow_monitor=allow_monitor)
         return spec
 
+    def strategy_keys(self, name: str) -> frozenset[str]:
+        return self.plan(self.registry.get(name).config_class).keys
+
+    def _foreign_key_hint(self, name: str, named: bool) -> Callable[[str], str | None]:
+        """For a key that belongs to other strategies: say which, and how to pick one."""
+
+        def hint(key: str) -> str | None:
+            owners = [
+                other
+                for other in self.registry.names()
+                if other != name and key in self.strategy_keys(other)
+            ]
+            if not owners:
+                return None
+            listed = ", ".join(repr(o) for o in owners)
+            if not named:
+                return (
+                    f"no strategy is named, so this is {name!r}, which takes no such key; "
+                    f"add strategy = {owners[0]!r} ({key!r} is a key of {listed})"
+                )
+            return f"strategy {name!r} takes no such key ({key!r} is a key of {listed})"
+
+        return hint
+
     def health_check(
         self, raw: Any, path: str, *, allow_monitor: bool = True
     ) -> tuple[StrategySpec, MonitorSettings]:
@@ -383,16 +624,19 @@ class _Parser:
         if not isinstance(name, str):
             raise self.fail(_join(path, "strategy"), f"expected a string, got {name!r}")
         if name not in self.registry:
+            known = self.registry.names()
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            suggestion = f"did you mean {close[0]!r}? " if close else ""
             raise self.fail(
                 _join(path, "strategy"),
-                f"unknown strategy {name!r}; known strategies: {', '.join(self.registry.names())}",
+                f"unknown strategy {name!r}; {suggestion}known strategies: {', '.join(known)}",
             )
         stype = self.registry.get(name)
         if stype.unavailable:
             raise self.fail(
                 _join(path, "strategy"), f"strategy {name!r} is unavailable: {stype.unavailable}"
             )
-        strategy_keys = {(f.alias or f.name) for f in attrs.fields(stype.config_class) if f.init}
+        strategy_keys = self.strategy_keys(name)
         strategy_raw: dict[str, Any] = {}
         monitor_raw: dict[str, Any] = {}
         for key, val in raw.items():
@@ -416,27 +660,115 @@ class _Parser:
             strategy_raw,
             path,
             extra_valid=("strategy", *(_MONITOR_KEYS if allow_monitor else ())),
+            unknown_hint=self._foreign_key_hint(name, "strategy" in raw),
         )
+        try:
+            hash(config)
+        except TypeError:
+            raise self.fail(path, _unhashable(config, name)) from None
         if not monitor_ok:
             raise _Invalid()
         return StrategySpec(strategy=name, config=config), monitor
 
 
-def _merge(default_raw: Mapping[str, Any] | None, model_raw: Mapping[str, Any]) -> dict[str, Any]:
-    """A model's ``health_check`` over the default one.
+def _unhashable(config: Any, strategy: str) -> str:
+    if type(config).__hash__ is None:
+        return (
+            f"strategy {strategy!r}: its config class {type(config).__name__} is not hashable, "
+            "so equal configs cannot share an instance (a plugin bug: declare it @attrs.frozen)"
+        )
+    for field in attrs.fields(type(config)):
+        try:
+            hash(getattr(config, field.name))
+        except TypeError:
+            return (
+                f"{field.alias or field.name}: plugin config values must be hashable: "
+                "use a tuple (a list or table was kept as it was by the field's converter)"
+            )
+    return f"strategy {strategy!r}: plugin config values must be hashable: use a tuple"
 
-    Same strategy (or none named): the default's keys are inherited. Another
-    strategy: only the monitor settings are inherited, since the default's
-    strategy keys would mean nothing to it.
+
+def _host_of(key: str, value: Any) -> str | None:
+    """The host a target key points at, lower-cased; ``None`` when it cannot tell."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip().lower()
+    if key == "base_url":
+        try:
+            return SecretUrl(text).url.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+        except (TypeError, ValueError):
+            return None
+    if "://" in text:  # a gRPC target such as dns:///host:port
+        text = text.split("://", 1)[1].lstrip("/")
+    elif ":" in text and text.split(":", 1)[0] in ("dns", "ipv4", "ipv6", "unix", "vsock"):
+        text = text.split(":", 1)[1]
+    return text
+
+
+def _changed_host(default_raw: Mapping[str, Any], model_raw: Mapping[str, Any]) -> str | None:
+    """The first target key the model points at another host than the default, if any."""
+    for key in _TARGET_KEYS:
+        if key in model_raw and key in default_raw:
+            old, new = _host_of(key, default_raw[key]), _host_of(key, model_raw[key])
+            if old is None or new is None:
+                if default_raw[key] != model_raw[key]:
+                    return key
+            elif old != new:
+                return key
+    return None
+
+
+def _secret_keys(spec: StrategySpec) -> set[str]:
+    """Keys of ``spec``'s config whose values hold a :class:`Secret`."""
+    config = spec.config
+    if config is None or not attrs.has(type(config)):
+        return set()
+    return {
+        f.alias or f.name
+        for f in attrs.fields(type(config))
+        if _holds_secret(getattr(config, f.name))
+    }
+
+
+def _holds_secret(value: Any) -> bool:
+    if isinstance(value, Secret):
+        return True
+    if isinstance(value, Mapping):
+        return any(_holds_secret(v) for v in value.values())
+    if isinstance(value, tuple):
+        return any(_holds_secret(v) for v in value)
+    return False
+
+
+def _merge(
+    default_raw: Mapping[str, Any] | None,
+    model_raw: Mapping[str, Any],
+    secret_keys: Iterable[str] = (),
+) -> tuple[dict[str, Any], list[str]]:
+    """A model's ``health_check`` over the default one, and the secret keys it dropped.
+
+    Same strategy (or none named): the default's keys are inherited, except its
+    secrets when the model points at another host (``inherit_secrets = true``
+    keeps them). Another strategy: only the monitor settings are inherited, since
+    the default's strategy keys would mean nothing to it.
     """
     if not default_raw:
-        return dict(model_raw)
+        return dict(model_raw), []
     default_name = default_raw.get("strategy", DEFAULT_STRATEGY)
     model_name = model_raw.get("strategy", default_name)
-    if model_name == default_name:
-        return {**default_raw, **model_raw}
-    inherited = {k: v for k, v in default_raw.items() if k in _MONITOR_KEYS}
-    return {**inherited, **model_raw}
+    if model_name != default_name:
+        inherited = {k: v for k, v in default_raw.items() if k in _MONITOR_KEYS}
+        return {**inherited, **model_raw}, []
+    dropped: list[str] = []
+    if model_raw.get(_INHERIT_SECRETS) is not True and _changed_host(default_raw, model_raw):
+        dropped = sorted(k for k in secret_keys if k in default_raw and k not in model_raw)
+    inherited = {k: v for k, v in default_raw.items() if k not in dropped}
+    return {**inherited, **model_raw}, dropped
+
+
+def _show_name(name: str) -> str:
+    shown = repr(name[:40])
+    return shown + f"... ({len(name)} characters)" if len(name) > 40 else shown
 
 
 def load_config(
@@ -459,7 +791,11 @@ def load_config(
     if not isinstance(raw, Mapping):
         message = f"expected a table at the top level, got {type(raw).__name__}"
         raise ConfigError([ConfigIssue("", message)], source=source_name)
-    raw = _interpolate(raw, "", issues)
+    shape = _check_shape(raw)
+    if shape is not None:
+        raise ConfigError([shape], source=source_name)
+    secrets: set[str] = set()
+    raw = _interpolate(raw, "", issues, secrets)
     for key in raw:
         if key not in _TOP_KEYS:
             issues.append(_unknown_key("", str(key), _TOP_KEYS))
@@ -477,21 +813,45 @@ def load_config(
     default_monitor = MonitorSettings()
     hc_raw = _or_empty(defaults.get("health_check"))
     if isinstance(hc_raw, Mapping):
+        if _INHERIT_SECRETS in hc_raw:
+            issues.append(
+                ConfigIssue(
+                    _join("defaults.health_check", _INHERIT_SECRETS),
+                    "only allowed in a model's health_check",
+                )
+            )
+            hc_raw = {k: v for k, v in hc_raw.items() if k != _INHERIT_SECRETS}
         default_hc = hc_raw
-    with contextlib.suppress(_Invalid):
+    default_ok = True
+    try:
         default_spec, default_monitor = parser.health_check(hc_raw, "defaults.health_check")
+    except _Invalid:
+        default_ok = False
+    default_secrets = _secret_keys(default_spec) if default_ok else set()
 
     models_raw = _or_empty(raw.get("models"))
     models: dict[str, ModelConfig] = {}
+    notices: list[ConfigIssue] = []
     # Equal specs and settings are shared, not copied per model: thousands of
-    # models over a handful of configs then hold a handful of config objects.
+    # models over a handful of configs then hold a handful of config objects,
+    # and an equal health_check table is parsed once.
     interned_specs: dict[StrategySpec, StrategySpec] = {}
     interned_monitors: dict[MonitorSettings, MonitorSettings] = {}
+    parsed: dict[Any, tuple[StrategySpec, MonitorSettings]] = {}
     if not isinstance(models_raw, Mapping):
         issues.append(ConfigIssue("models", f"expected a table, got {models_raw!r}"))
         models_raw = {}
     for name, model_raw in models_raw.items():
-        mpath = _join("models", str(name))
+        if isinstance(name, bool) or not isinstance(name, str | int):
+            issues.append(ConfigIssue("models", f"model names must be strings, got {name!r}"))
+            continue
+        name = str(name)
+        try:
+            target_name(name)
+        except ValueError as exc:
+            issues.append(ConfigIssue("models", f"model name {_show_name(name)}: {exc}"))
+            continue
+        mpath = _join("models", name)
         if model_raw is None:
             model_raw = {}
         if not isinstance(model_raw, Mapping):
@@ -501,39 +861,129 @@ def load_config(
             if key not in _MODEL_KEYS:
                 issues.append(_unknown_key(mpath, str(key), _MODEL_KEYS))
         version = model_raw.get("version")
-        if version is not None and not isinstance(version, str | int):
-            issues.append(
-                ConfigIssue(_join(mpath, "version"), f"expected a string, got {version!r}")
-            )
-            version = None
+        if version is not None:
+            if isinstance(version, bool) or not isinstance(version, str | int):
+                issues.append(
+                    ConfigIssue(_join(mpath, "version"), f"expected a string, got {version!r}")
+                )
+                version = None
+            else:
+                try:
+                    version = target_name(str(version), what="version")
+                except ValueError as exc:
+                    issues.append(ConfigIssue(_join(mpath, "version"), str(exc)))
+                    version = None
+        hc_path = _join(mpath, "health_check")
         own = model_raw.get("health_check")
         if own is None:
-            merged: Any = dict(default_hc)
+            # Exactly the default: its result (or its errors, reported once) stands.
+            if not default_ok:
+                continue
+            spec, monitor = default_spec, default_monitor
         elif isinstance(own, Mapping):
-            merged = _merge(default_hc, own)
+            inherit = own.get(_INHERIT_SECRETS)
+            if inherit is not None and not isinstance(inherit, bool):
+                issues.append(
+                    ConfigIssue(
+                        _join(hc_path, _INHERIT_SECRETS), f"expected a boolean, got {inherit!r}"
+                    )
+                )
+            merged, dropped = _merge(default_hc, own, default_secrets)
+            merged.pop(_INHERIT_SECRETS, None)
+            if dropped:
+                key = _changed_host(default_hc, own)
+                notices.append(
+                    ConfigIssue(
+                        hc_path,
+                        f"{key} points at another host than the default's, so the default's "
+                        f"secret {', '.join(dropped)} {'is' if len(dropped) == 1 else 'are'} "
+                        f"not sent there; set {_INHERIT_SECRETS} = true to send "
+                        f"{'it' if len(dropped) == 1 else 'them'}",
+                    )
+                )
+            try:
+                cache_key: Any = _raw_key(merged)
+                hit = parsed.get(cache_key)
+            except TypeError:  # an unhashable YAML value (a set, say): just parse it
+                cache_key, hit = None, None
+            if hit is not None:
+                spec, monitor = hit
+            else:
+                before = len(issues)
+                try:
+                    spec, monitor = parser.health_check(merged, hc_path)
+                except _Invalid:
+                    _blame_default(issues, before, hc_path, default_hc, own)
+                    continue
+                if cache_key is not None:
+                    parsed[cache_key] = (spec, monitor)
         else:
-            issues.append(
-                ConfigIssue(_join(mpath, "health_check"), f"expected a table, got {own!r}")
-            )
+            issues.append(ConfigIssue(hc_path, f"expected a table, got {own!r}"))
             continue
-        try:
-            spec, monitor = parser.health_check(merged, _join(mpath, "health_check"))
-        except _Invalid:
-            continue
-        models[str(name)] = ModelConfig(
-            name=str(name),
+        models[name] = ModelConfig(
+            name=name,
             version=None if version is None else str(version),
             check=_intern(interned_specs, spec),
             monitor=_intern(interned_monitors, monitor),
         )
     if issues:
-        raise ConfigError(_dedupe(issues), source=source_name)
+        raise ConfigError(_dedupe(_after_env_errors(issues)), source=source_name)
     return ServerConfig(
         default=default_spec,
         default_monitor=default_monitor,
         models=models,
         source=source_name,
+        notices=tuple(notices),
+        secrets=frozenset(secrets),
     )
+
+
+def _blame_default(
+    issues: list[ConfigIssue],
+    start: int,
+    hc_path: str,
+    default_hc: Mapping[str, Any],
+    own: Mapping[str, Any],
+) -> None:
+    """Put a model's issues about keys it inherited under ``defaults.health_check``.
+
+    The user wrote those keys once, in the default; repeating them under every
+    model path (that the user never wrote) only buries the message.
+    """
+    if default_hc.get("strategy", DEFAULT_STRATEGY) != own.get(
+        "strategy", default_hc.get("strategy", DEFAULT_STRATEGY)
+    ):
+        inherited = {k for k in default_hc if k in _MONITOR_KEYS and k not in own}
+    else:
+        inherited = {k for k in default_hc if k not in own}
+    prefix = hc_path + "."
+    for index in range(start, len(issues)):
+        issue = issues[index]
+        if not issue.path.startswith(prefix):
+            continue
+        rest = issue.path[len(prefix) :]
+        key = re.split(r"[.\[]", rest, maxsplit=1)[0]
+        if key in inherited:
+            issues[index] = ConfigIssue(_join("defaults.health_check", rest), issue.message)
+
+
+def _after_env_errors(issues: list[ConfigIssue]) -> list[ConfigIssue]:
+    """Drop what an unset ``${VAR}`` caused: its value is a guess, so only that is reported."""
+    unset = {i.path for i in issues if i.message.startswith(_UNSET)}
+    if not unset:
+        return issues
+
+    def related(path: str) -> bool:
+        for env_path in unset:
+            if path == env_path or path.startswith((env_path + ".", env_path + "[")):
+                return True
+            if path in ("models", "defaults") or path.endswith("health_check"):
+                continue  # a table's own issues are not about this value
+            if path and env_path.startswith((path + ".", path + "[")):
+                return True
+        return False
+
+    return [i for i in issues if i.message.startswith(_UNSET) or not related(i.path)]
 
 
 def _intern(pool: dict[T, T], value: T) -> T:
@@ -550,13 +1000,18 @@ def parse_spec(
 ) -> StrategySpec:
     """Validate one ``{strategy = ..., ...}`` table into a :class:`StrategySpec`."""
     parser = _Parser(registry)
-    data = _interpolate(raw, path, parser.issues)
+    shape = _check_shape(raw)
+    if shape is not None:
+        raise ConfigError(
+            [ConfigIssue(_join(path, shape.path) if shape.path else path, shape.message)]
+        )
+    data = _interpolate(raw, path, parser.issues, set())
     try:
         spec = parser.spec(data, path)
     except _Invalid:
         spec = None
     if parser.issues or spec is None:
-        raise ConfigError(_dedupe(parser.issues))
+        raise ConfigError(_dedupe(_after_env_errors(parser.issues)))
     return spec
 
 
@@ -587,7 +1042,7 @@ def _public(value: Any) -> Any:
         }
     if isinstance(value, Mapping):
         return {str(k): _public(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, list | tuple | frozenset):
         return [_public(v) for v in value]
     if value is None or isinstance(value, str | int | float | bool):
         return value
@@ -595,11 +1050,29 @@ def _public(value: Any) -> Any:
     return str(value)
 
 
-def describe_spec(spec: StrategySpec) -> dict[str, Any]:
-    """A JSON-ready view of a spec with every secret masked."""
+def describe_spec(
+    spec: StrategySpec, *, redact: Callable[[str], str] | None = None
+) -> dict[str, Any]:
+    """A JSON-ready view of a spec with every secret masked.
+
+    ``redact`` (a :class:`~healthkit._redact.Redactor`, say) is applied to every
+    string as well: pass one to also mask values that came from ``${VAR}``.
+    """
     out: dict[str, Any] = {"strategy": spec.strategy}
     if spec.config is not None:
         config = _public(spec.config)
         if isinstance(config, dict):
             out.update(config)
+    if redact is not None:
+        return typing.cast(dict[str, Any], _redact_data(out, redact))
     return out
+
+
+def _redact_data(value: Any, redact: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_data(v, redact) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_data(v, redact) for v in value]
+    return value

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import re
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -11,7 +15,14 @@ from ._config import ServerConfig
 from ._strategy import StrategySpec
 from ._url import SecretUrl
 
-__all__ = ["Redactor"]
+__all__ = ["Redactor", "secret_forms"]
+
+#: Secrets (and forms of them) shorter than this are left alone: masking them would
+#: garble ordinary words.
+MIN_SECRET_LENGTH = 4
+
+#: Words that open an ``Authorization`` value; the credential after one is a secret alone.
+_AUTH_SCHEMES = frozenset({"basic", "bearer", "token", "apikey", "api-key", "digest", "key"})
 
 
 def _secrets_in(value: Any, out: set[str]) -> None:
@@ -22,7 +33,10 @@ def _secrets_in(value: Any, out: set[str]) -> None:
             out.add(secret)
         return
     if isinstance(value, SecretUrl):
-        out.update(value.auth or ())
+        auth = value.auth
+        if auth is not None:
+            out.update(auth)
+            out.add(base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii"))
         return
     if isinstance(value, StrategySpec):
         _secrets_in(value.config, out)
@@ -37,32 +51,65 @@ def _secrets_in(value: Any, out: set[str]) -> None:
             _secrets_in(item, out)
 
 
+def secret_forms(secret: str) -> set[str]:
+    """Every spelling of ``secret`` that a library message may show.
+
+    httpx quotes a header as bytes (``b'Bearer s3cr3t\\n'``), ``repr`` escapes it,
+    a log line strips the trailing newline that Kubernetes secrets often carry,
+    a URL percent-encodes it; and the credential of ``Bearer <token>`` leaks on
+    its own just as well.
+    """
+    forms = {secret}
+    stripped = secret.strip()
+    forms.add(stripped)
+    for text in (secret, stripped):
+        forms.add(repr(text)[1:-1])
+        forms.add(text.encode("unicode_escape").decode("ascii"))
+        with contextlib.suppress(UnicodeEncodeError):  # lone surrogates
+            forms.add(repr(text.encode("utf-8"))[2:-1])
+        forms.add(urllib.parse.quote(text, safe=""))
+        forms.add(urllib.parse.quote(text))
+        forms.add(urllib.parse.quote_plus(text))
+    scheme, sep, credential = stripped.partition(" ")
+    if sep and scheme.lower() in _AUTH_SCHEMES and credential.strip():
+        forms |= secret_forms(credential.strip())
+    return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
+
+
 class Redactor:
     """Masks every secret value of a config in free text.
 
     Defence in depth: strategies should never put a secret in a result, but a
-    third-party one might echo a header in an error message, and the CLI is the
-    last place to catch it. Values shorter than four characters are left alone,
-    since masking them would garble ordinary words.
+    third-party one might echo a header in an error message, and output is the
+    last place to catch it. Each secret is matched in every form a library
+    message may show it (see :func:`secret_forms`). Values shorter than four
+    characters are left alone, since masking them would garble ordinary words.
     """
 
-    def __init__(self, specs: Iterable[StrategySpec]) -> None:
-        found: set[str] = set()
+    def __init__(self, specs: Iterable[StrategySpec], *, extra: Iterable[str] = ()) -> None:
+        found: set[str] = set(extra)
         for spec in specs:
             _secrets_in(spec, found)
+        forms: set[str] = set()
+        for secret in found:
+            forms |= secret_forms(secret)
         # Longest first, so a secret that contains another is masked whole.
-        self._secrets = sorted((s for s in found if len(s) >= 4), key=len, reverse=True)
+        self._secrets = sorted(forms, key=lambda s: (-len(s), s))
+        self._pattern = (
+            re.compile("|".join(re.escape(s) for s in self._secrets)) if self._secrets else None
+        )
 
     @classmethod
     def for_config(cls, config: ServerConfig) -> Redactor:
+        """Masks the secrets of every spec of ``config`` and every ``${VAR}`` value in it."""
         # load_config shares equal specs between models: walk each object once.
         specs = {id(s): s for s in (config.default, *(m.check for m in config.models.values()))}
-        return cls(specs.values())
+        return cls(specs.values(), extra=config.secrets)
 
     def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        if self._pattern is None:
+            return text
+        return self._pattern.sub("***", text)
 
     def data(self, value: Any) -> Any:
         """Redact every string inside a JSON-ready structure."""

@@ -4,6 +4,9 @@ They follow the attrs validator signature, so plugin configs use them as
 ``attrs.field(validator=healthkit.validators.gt(0))``. A failing value raises
 ``ValueError("must be > 0, got -1")``; the config loader puts the field's path
 in front.
+
+:func:`target_name` is a plain check, not an attrs validator: the rule for model
+names and versions, for configs and for names a client sends.
 """
 
 from __future__ import annotations
@@ -11,7 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any
 
-__all__ = ["ge", "gt", "le", "non_empty", "one_of"]
+__all__ = ["MAX_NAME_LENGTH", "ge", "gt", "le", "non_empty", "one_of", "target_name"]
+
+#: Longest model name or version accepted, in characters.
+MAX_NAME_LENGTH = 256
 
 Validator = Callable[[Any, Any, Any], None]
 
@@ -68,3 +74,32 @@ def non_empty(_inst: Any, _attr: Any, value: Any) -> None:
     """The value (a string or a collection) must not be empty."""
     if value is not None and len(value) == 0:
         raise ValueError("must not be empty")
+
+
+def target_name(value: object, *, what: str = "model name") -> str:
+    """``value`` if it is a valid model name (or version), else ``ValueError`` saying why.
+
+    The rule: 1 to :data:`MAX_NAME_LENGTH` printable characters (no control, format
+    or line-separator characters), no ``/``, no leading or trailing whitespace, and
+    not ``.`` or ``..``. A name becomes one URL path segment upstream
+    (``/v2/models/{name}/ready``): KServe and Triton route on ``[^/]+``, and a dot
+    segment would be resolved away (``/check/..`` asks ``/``).
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+    if len(value) > MAX_NAME_LENGTH:
+        raise ValueError(f"{what} must be at most {MAX_NAME_LENGTH} characters, got {len(value)}")
+    if value in (".", ".."):
+        raise ValueError(f"{what} must not be {value!r} (a dot segment in URLs)")
+    if "/" in value:
+        raise ValueError(f"{what} must not contain '/'")
+    for index, char in enumerate(value):
+        if not char.isprintable():
+            raise ValueError(
+                f"{what} must contain only printable characters, got {char!r} at position {index}"
+            )
+    if value != value.strip():
+        raise ValueError(f"{what} must not start or end with whitespace")
+    return value
