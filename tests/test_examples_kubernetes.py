@@ -121,6 +121,7 @@ def test_the_strict_check_catches_a_misspelt_field() -> None:
 
 def _container(doc: dict[str, Any]) -> dict[str, Any]:
     (container,) = doc["spec"]["template"]["spec"]["containers"]
+    assert isinstance(container, dict)
     return container
 
 
