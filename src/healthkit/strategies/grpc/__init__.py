@@ -7,6 +7,8 @@ and is imported on first use.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 from ..._strategy import StrategyContext
@@ -28,8 +30,30 @@ __all__ = [
 GRPC_EXTRA_HINT = "install the grpc extra: pip install 'healthkit[grpc]'"
 
 
+#: What healthkit sets ``GRPC_VERBOSITY`` to when the user did not (see :func:`_quiet_grpc_core`).
+_GRPC_VERBOSITY_DEFAULT = "ERROR"
+
+
+def _quiet_grpc_core() -> bool:
+    """Keep grpc-core's own stderr logging to errors, unless the user chose otherwise.
+
+    grpc-core (grpcio >= 1.6x, through abseil) prints ``I...`` lines on stderr for
+    every failed TLS handshake, repeating what the check result already says in
+    words. It reads ``GRPC_VERBOSITY`` once, when ``grpc`` is first imported, so
+    this runs just before healthkit's first import of grpcio: when the first
+    ``grpc`` strategy is created, never at healthkit's import. A ``GRPC_VERBOSITY``
+    already in the environment is left alone, and so is a process that imported
+    grpcio earlier (its logging is settled). Returns whether it set the variable.
+    """
+    if "GRPC_VERBOSITY" in os.environ or "grpc" in sys.modules:
+        return False
+    os.environ["GRPC_VERBOSITY"] = _GRPC_VERBOSITY_DEFAULT
+    return True
+
+
 def create_grpc_strategy(config: GrpcConfig, context: StrategyContext) -> GrpcStrategy:
     """The ``grpc`` factory; imports grpcio only now."""
+    _quiet_grpc_core()
     from ._strategy import GrpcStrategy
 
     return GrpcStrategy(config)
@@ -38,6 +62,7 @@ def create_grpc_strategy(config: GrpcConfig, context: StrategyContext) -> GrpcSt
 def __getattr__(name: str) -> Any:
     # Importing grpcio costs time and needs the extra: only when the strategy is asked for.
     if name == "GrpcStrategy":
+        _quiet_grpc_core()
         from ._strategy import GrpcStrategy
 
         return GrpcStrategy

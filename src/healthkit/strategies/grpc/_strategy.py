@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import grpc
 import grpc.aio
 import tenacity
@@ -24,15 +28,40 @@ _RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EX
 
 #: grpc-core backs off up to two minutes between reconnects by default, so a predictor
 #: that comes back would look down for that long; a health check wants to notice soon.
+#: ``grpc.min_reconnect_backoff_ms`` is deliberately absent here: grpc-core also takes it
+#: as the connect timeout of every attempt (see :func:`_channel_options`).
 _CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
     ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
     # tenacity alone decides about retries, with the limits of the config.
     ("grpc.enable_retries", 0),
 )
 
-# grpc-core reports these as UNAVAILABLE; its details say which, in free text.
+#: grpc-core's floor for the connect timeout.
+_MIN_CONNECT_MS = 100
+
+
+def _channel_options(config: GrpcConfig) -> list[tuple[str, Any]]:
+    """Channel options for ``config``: fast reconnects, and a connect timeout of one whole check.
+
+    grpc-core gives each connection attempt ``max(backoff, min_reconnect_backoff_ms)``
+    to finish TCP, TLS and the HTTP/2 SETTINGS exchange. Set to 100 ms, a cold
+    check over a link with 150 ms of latency failed although its timeout allowed
+    much more; left at grpc-core's default (20 s), a blackholed predictor would
+    hold one attempt for 20 s. The check's own timeout is the honest bound.
+    """
+    connect_ms = max(_MIN_CONNECT_MS, math.ceil(config.timeout * 1000))
+    options = [*_CHANNEL_OPTIONS, ("grpc.min_reconnect_backoff_ms", connect_ms)]
+    tls = config.tls
+    if tls is not None and tls.server_name:
+        options.append(("grpc.ssl_target_name_override", tls.server_name))
+    return options
+
+
+# grpc-core reports all of these as UNAVAILABLE; its details say which, in free text.
+_DNS_WORDS = ("errors resolving", "dns resolution failed", "domain name not found")
+_CONNECT_TIMEOUT_WORDS = ("connection attempt timed out", "timed out before receiving settings")
+_NOT_HTTP2_WORDS = ("failed parsing http/2", "expected settings frame", "http2 frame")
 _TLS_WORDS = ("ssl", "tls", "handshake", "certificate", "x509", "alpn", "hostname verification")
 _RESET_WORDS = (
     "reset",
@@ -44,6 +73,11 @@ _RESET_WORDS = (
     "cancelling all calls",  # the server sent GOAWAY: it stopped while the call was open
 )
 _REFUSED_WORDS = ("refused",)
+#: The OpenSSL reason after ``CERTIFICATE_VERIFY_FAILED: ``, e.g. "unable to get local issuer
+#: certificate" or "certificate has expired".
+_VERIFY_REASON = re.compile(r"certificate_verify_failed:\s*([^:]+)", re.IGNORECASE)
+#: The OpenSSL reason code of any other handshake failure, e.g. ``WRONG_VERSION_NUMBER``.
+_SSL_REASON = re.compile(r"OPENSSL_internal:([A-Z0-9_]+)")
 
 _SERVING = {
     health_pb2.HealthCheckResponse.SERVING: (Status.HEALTHY, "SERVING"),
@@ -55,6 +89,29 @@ _SERVING = {
 
 class _TlsSetupError(Exception):
     """A certificate file of the ``tls`` table cannot be read."""
+
+
+class _UnreadableReply(Exception):
+    """The server answered with bytes that are not the expected protobuf message."""
+
+
+@attrs.frozen
+class _Garbage:
+    """What the deserializer hands back for an unparsable reply (grpc would log and pass None)."""
+
+    message: str
+    size: int
+    reason: str
+
+
+def _lenient(message: Any) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
+        try:
+            return message.FromString(data)
+        except Exception as exc:  # protobuf's DecodeError, or worse
+            return _Garbage(message=message.DESCRIPTOR.full_name, size=len(data), reason=str(exc))
+
+    return parse
 
 
 def _read(path: str, key: str) -> bytes:
@@ -117,10 +174,8 @@ class GrpcStrategy:
             return self._channel
         # A channel belongs to the loop it was opened in; a check from another loop (a sync
         # facade's private loop, say) gets its own. The old one dies with its loop.
-        options = list(_CHANNEL_OPTIONS)
+        options = _channel_options(self.config)
         tls = self.config.tls
-        if tls is not None and tls.server_name:
-            options.append(("grpc.ssl_target_name_override", tls.server_name))
         if tls is None:
             channel = grpc.aio.insecure_channel(self.config.target, options=options)
         else:
@@ -140,7 +195,7 @@ class GrpcStrategy:
             call = self._open().unary_unary(
                 method,
                 request_serializer=request.SerializeToString,
-                response_deserializer=response.FromString,
+                response_deserializer=_lenient(response),
             )
             self._calls[method] = call
         return call
@@ -159,10 +214,19 @@ class GrpcStrategy:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._call(method)(
+                reply = await self._call(method)(
                     request, timeout=cfg.timeout, metadata=self._metadata or None
                 )
-        raise AssertionError("unreachable: tenacity either returns or reraises")
+        if isinstance(reply, _Garbage) or reply is None:
+            call = method.rsplit("/", 1)[-1]
+            if reply is None:
+                raise _UnreadableReply(f"unreadable answer: the reply to {call} was empty")
+            raise _UnreadableReply(
+                f"unreadable answer: the reply to {call} ({reply.size} bytes) is not a valid"
+                f" {reply.message} ({reply.reason or 'protobuf could not parse it'});"
+                " is another service listening on this port?"
+            )
+        return reply
 
     # -- checks -----------------------------------------------------------------------
 
@@ -176,6 +240,10 @@ class GrpcStrategy:
             return await self._check_v2(target)
         except grpc.aio.AioRpcError as exc:
             return self._failure(target, exc)
+        except _UnreadableReply as exc:
+            # Not the server we expect behind this port: say so, not "'NoneType' has no 'status'".
+            error = ErrorInfo(type="DecodeError", message=str(exc))
+            return self._result(target, Status.UNHEALTHY, str(exc), error)
         except _TlsSetupError as exc:
             error = ErrorInfo.from_exception(exc)
             return self._result(target, Status.UNHEALTHY, f"TLS setup failed: {exc}", error)
@@ -247,9 +315,9 @@ class GrpcStrategy:
         )
 
     def _failure(self, target: Target, exc: grpc.aio.AioRpcError) -> CheckResult:
+        """A failed call in words an operator understands; grpc-core's text stays in ``error``."""
         code = exc.code()
         details = exc.details() or ""
-        lowered = details.lower()
         name = getattr(code, "name", str(code))
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             attempts = self.config.retries + 1
@@ -260,23 +328,78 @@ class GrpcStrategy:
             service = "grpc.health.v1.Health" if health else "inference.GRPCInferenceService"
             detail = f"unimplemented: the server does not implement {service} (UNIMPLEMENTED)"
         elif code == grpc.StatusCode.UNAVAILABLE:
-            detail = f"{self._unavailable_kind(lowered)} (UNAVAILABLE): {details}"
+            kind, words = self._unavailable(details)
+            detail = f"{kind} (UNAVAILABLE): {words}"
         else:
-            detail = f"call failed ({name}): {details}"
+            detail = f"call failed ({name}): {details or 'no details from the server'}"
         return self._result(target, Status.UNHEALTHY, detail, _error(exc))
 
-    def _unavailable_kind(self, details: str) -> str:
-        if any(w in details for w in _TLS_WORDS):
-            return "TLS failure"
-        reset = any(w in details for w in _RESET_WORDS)
-        if reset and self.config.tls is not None and "failed to connect" in details:
+    def _unavailable(self, details: str) -> tuple[str, str]:
+        """(kind, explanation) of an UNAVAILABLE call, from grpc-core's free-text details."""
+        lowered = details.lower()
+        where = self.config.target
+        if any(w in lowered for w in _DNS_WORDS):
+            # First: the host name itself is in these details, and may contain "tls" or "ssl".
+            return "DNS failure", f"cannot resolve the host of {where!r}"
+        if any(w in lowered for w in _CONNECT_TIMEOUT_WORDS):
+            return (
+                "connection timed out",
+                f"no gRPC connection to {where} within {self.config.timeout:g}s"
+                " (TCP, TLS and the HTTP/2 handshake must all finish within the timeout)",
+            )
+        if any(w in lowered for w in _NOT_HTTP2_WORDS):
+            return (
+                "not an HTTP/2 server",
+                f"{where} answered, but not with gRPC: is it an HTTP/1 or REST port?",
+            )
+        if any(w in lowered for w in _TLS_WORDS):
+            return "TLS failure", self._tls_words(details)
+        reset = any(w in lowered for w in _RESET_WORDS)
+        connecting = "failed to connect" in lowered
+        if reset and connecting and self.config.tls is not None:
             # A TLS server that rejects the client (no client certificate, say) just hangs up.
-            return "TLS failure (connection closed during the handshake)"
+            return (
+                "TLS failure (connection closed during the handshake)",
+                "the server hung up during the TLS handshake: does it want a client"
+                " certificate (tls.client_cert and tls.client_key)?",
+            )
+        if reset and connecting:
+            return (
+                "connection reset",
+                f"{where} closed the connection before the gRPC handshake finished"
+                " (a TLS-only server does this to a plaintext client: set tls)",
+            )
+        if "goaway" in lowered or "cancelling all calls" in lowered:
+            return "connection reset", "the server went away during the call (GOAWAY)"
         if reset:
-            return "connection reset"
-        if any(w in details for w in _REFUSED_WORDS):
-            return "connection refused"
-        return "unavailable"
+            return "connection reset", "the connection was closed during the call"
+        if any(w in lowered for w in _REFUSED_WORDS):
+            return "connection refused", f"nothing accepts connections on {where}"
+        return "unavailable", details or "the server is unavailable (no details from grpc)"
+
+    def _tls_words(self, details: str) -> str:
+        tls = self.config.tls
+        if tls is None:
+            return f"TLS handshake failed: {details}"
+        if "hostname verification" in details.lower():
+            name = tls.server_name or self.config.target.rsplit(":", 1)[0]
+            return (
+                f"the server's certificate is not valid for {name!r}:"
+                " set tls.server_name to a name the certificate holds"
+            )
+        verify = _VERIFY_REASON.search(details)
+        if verify is not None:
+            roots = tls.root_certs or "gRPC's default roots"
+            return (
+                f"the server's certificate is not trusted ({verify.group(1).strip()}):"
+                f" it is not signed by a CA in {roots} (tls.root_certs)"
+            )
+        reason = _SSL_REASON.search(details)
+        if reason is not None and reason.group(1) == "WRONG_VERSION_NUMBER":
+            return "the server does not speak TLS (a plaintext server?): set tls = false"
+        if reason is not None:
+            return f"TLS handshake failed ({reason.group(1)})"
+        return f"TLS handshake failed: {details}"
 
     # -- lifecycle ------------------------------------------------------------------------
 
