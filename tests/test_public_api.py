@@ -16,6 +16,7 @@ EXPECTED = [
     "ClosedError",
     "ConfigError",
     "ConfigIssue",
+    "DeadlineConfig",
     "ENTRY_POINT_GROUP",
     "ErrorInfo",
     "FrozenMap",

@@ -32,7 +32,14 @@ from ._resolver import ReloadPlan, Resolver, ResolverStats
 from ._result import CheckResult, ErrorInfo, Target
 from ._secret import Secret
 from ._status import Status, worst_status
-from ._strategy import BatchStrategy, Strategy, StrategyContext, StrategySpec, StrategyType
+from ._strategy import (
+    BatchStrategy,
+    DeadlineConfig,
+    Strategy,
+    StrategyContext,
+    StrategySpec,
+    StrategyType,
+)
 from ._url import SecretUrl
 from .asgi import create_app as create_asgi_app
 
@@ -42,6 +49,7 @@ __all__ = [
     "ClosedError",
     "ConfigError",
     "ConfigIssue",
+    "DeadlineConfig",
     "ENTRY_POINT_GROUP",
     "ErrorInfo",
     "FrozenMap",

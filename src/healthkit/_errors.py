@@ -58,12 +58,14 @@ class ConfigError(HealthkitError, ValueError):
 class UnknownStrategyError(HealthkitError, LookupError):
     """No plugin registered a strategy of this name."""
 
-    def __init__(self, name: str, known: Sequence[str]) -> None:
+    def __init__(self, name: str, known: Sequence[str], *, hint: str = "") -> None:
         self.name = name
         self.known = tuple(sorted(known))
-        super().__init__(
-            f"unknown strategy {name!r}; known strategies: {', '.join(self.known) or '(none)'}"
-        )
+        #: Plugins that failed to load or are disabled, which may have provided ``name``.
+        self.hint = hint
+        known_text = ", ".join(self.known) or "(none)"
+        message = f"unknown strategy {name!r}; known strategies: {known_text}"
+        super().__init__(f"{message}; {hint}" if hint else message)
 
     def __str__(self) -> str:
         return str(self.args[0])

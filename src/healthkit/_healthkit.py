@@ -12,7 +12,7 @@ import attrs
 from ._config import ServerConfig, load_config
 from ._errors import ClosedError
 from ._frozen import FrozenMap
-from ._guard import deadline_for, guarded_check
+from ._guard import close_loop, deadline_for, guarded_check
 from ._registry import StrategyRegistry
 from ._resolver import ReloadPlan, Resolver, ResolverStats
 from ._result import CheckResult, Target
@@ -49,12 +49,20 @@ class HealthKit:
     methods (``check``, ``check_all``, ``reload``, ``close``) run the same code
     on a private event loop and may not be called from inside a running loop.
     Strategy instances are created on first use, inside the event loop.
+    ``close_timeout`` bounds each instance's ``aclose()`` (default 5 s; see
+    :class:`~healthkit.Resolver`).
     """
 
-    def __init__(self, config: ServerConfig, *, registry: StrategyRegistry | None = None) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        registry: StrategyRegistry | None = None,
+        close_timeout: float | None = None,
+    ) -> None:
         self._registry = registry if registry is not None else StrategyRegistry()
         self._config = config
-        self._resolver = Resolver(self._registry)
+        self._resolver = Resolver(self._registry, close_timeout=close_timeout)
         self._started = False
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -65,10 +73,12 @@ class HealthKit:
         source: str | os.PathLike[str] | Mapping[str, Any],
         *,
         registry: StrategyRegistry | None = None,
+        close_timeout: float | None = None,
     ) -> HealthKit:
         """Load a config file (TOML, JSON, YAML) or mapping; raises ``ConfigError``."""
         registry = registry if registry is not None else StrategyRegistry()
-        return cls(load_config(source, registry=registry), registry=registry)
+        config = load_config(source, registry=registry)
+        return cls(config, registry=registry, close_timeout=close_timeout)
 
     # -- properties ---------------------------------------------------------------
 
@@ -190,8 +200,9 @@ class HealthKit:
         try:
             self._run(self.aclose())
         finally:
-            if self._loop is not None:
-                self._loop.close()
+            if self._loop is not None and not self._loop.is_closed():
+                # Checks abandoned past their deadline must not hold close() either.
+                close_loop(self._loop)
 
     def __enter__(self) -> HealthKit:
         return self

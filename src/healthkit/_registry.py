@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import logging
 import os
+import traceback
 import types
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -19,16 +21,23 @@ from ._strategy import StrategyFactory, StrategyType
 __all__ = [
     "DISABLE_ENV_VAR",
     "ENTRY_POINT_GROUP",
+    "PLUGINS_ENV_VAR",
+    "TRACEBACK_ENV_VAR",
     "PluginFailure",
     "PluginInfo",
     "StrategyRegistrar",
     "StrategyRegistry",
+    "traceback_enabled",
 ]
 
 log = logging.getLogger("healthkit")
 
 ENTRY_POINT_GROUP = "healthkit"
 DISABLE_ENV_VAR = "HEALTHKIT_DISABLE_PLUGINS"
+#: Plugin modules to load without installing them (``healthkit -p MODULE``), comma-separated.
+PLUGINS_ENV_VAR = "HEALTHKIT_PLUGINS"
+#: ``1`` logs each plugin failure with its traceback at WARNING (``healthkit --traceback``).
+TRACEBACK_ENV_VAR = "HEALTHKIT_TRACEBACK"
 BUILTIN_PLUGIN = "healthkit.builtin"
 
 
@@ -49,6 +58,7 @@ class PluginFailure:
     ``stage`` is ``import`` (loading the entry point), ``register`` (the hook
     raised or the plugin is malformed), ``conflict`` (a strategy name already
     taken) or ``disabled`` (blocked by ``HEALTHKIT_DISABLE_PLUGINS``).
+    ``traceback`` is the formatted traceback of the exception, if one was raised.
     """
 
     name: str
@@ -57,6 +67,7 @@ class PluginFailure:
     stage: str
     error_type: str
     message: str
+    traceback: str = attrs.field(default="", eq=False, repr=False)
 
     def __str__(self) -> str:
         origin = " ".join(part for part in (self.distribution, self.version) if part)
@@ -115,10 +126,23 @@ class StrategyRegistrar:
         return tuple(self._added)
 
 
-def _parse_disabled(value: str | Iterable[str]) -> frozenset[str]:
-    """``"a, b,,c"`` or ``["a", " b"]`` -> ``{"a", "b", "c"}``."""
+def _parse_names(value: str | Iterable[str]) -> tuple[str, ...]:
+    """``"a, b,,c"`` or ``["a", " b"]`` -> ``("a", "b", "c")``, first occurrence kept."""
     parts = value.split(",") if isinstance(value, str) else value
-    return frozenset(part.strip() for part in parts if part.strip())
+    return tuple(dict.fromkeys(part.strip() for part in parts if part.strip()))
+
+
+def _parse_disabled(value: str | Iterable[str]) -> frozenset[str]:
+    return frozenset(_parse_names(value))
+
+
+def traceback_enabled() -> bool:
+    """Whether ``HEALTHKIT_TRACEBACK`` asks for plugin failure tracebacks."""
+    return os.environ.get(TRACEBACK_ENV_VAR, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _format(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
 def _dist_of(ep: importlib.metadata.EntryPoint) -> tuple[str | None, str | None]:
@@ -137,6 +161,13 @@ class StrategyRegistry:
     that fails to import or to register is recorded in :attr:`failures` and
     skipped; the others keep working. ``disabled`` names entry points to skip;
     by default it is read from ``HEALTHKIT_DISABLE_PLUGINS`` (comma-separated).
+    ``modules`` names plugin modules to import and register without installing
+    them (like ``pytest -p``), after ``plugins`` and before the entry points,
+    with the same isolation; by default it is read from ``HEALTHKIT_PLUGINS``.
+
+    Failures are logged at DEBUG (with ``HEALTHKIT_TRACEBACK=1``: at WARNING,
+    with the traceback): they show where they matter, in ``healthkit plugins``
+    and in the error for a strategy name that no plugin registered.
     """
 
     def __init__(
@@ -146,6 +177,7 @@ class StrategyRegistry:
         entry_points: bool = True,
         builtins: bool = True,
         disabled: str | Iterable[str] | None = None,
+        modules: str | Iterable[str] | None = None,
     ) -> None:
         self._pm = pluggy.PluginManager(_hookspecs.PROJECT_NAME)
         self._pm.add_hookspecs(_hookspecs)
@@ -162,10 +194,23 @@ class StrategyRegistry:
         for index, plugin in enumerate(plugins):
             name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}#{index}"
             self._add_plugin(plugin, name, None, None)
+        self._modules = _parse_names(
+            modules if modules is not None else os.environ.get(PLUGINS_ENV_VAR, "")
+        )
+        for module_name in self._modules:
+            self._load_module(module_name)
         if entry_points:
             self._load_entry_points()
 
     # -- loading -------------------------------------------------------------
+
+    def _load_module(self, name: str) -> None:
+        try:
+            module = importlib.import_module(name)
+        except (Exception, SystemExit) as exc:  # a plugin must never take the host down
+            self._fail(name, None, None, "import", type(exc).__name__, str(exc), exc)
+            return
+        self._add_plugin(module, name, None, None)
 
     def _load_entry_points(self) -> None:
         eps = sorted(
@@ -186,12 +231,19 @@ class StrategyRegistry:
             try:
                 plugin = ep.load()
             except (Exception, SystemExit) as exc:  # a plugin must never take the host down
-                self._fail(ep.name, dist, version, "import", type(exc).__name__, str(exc))
+                self._fail(ep.name, dist, version, "import", type(exc).__name__, str(exc), exc)
                 continue
             self._add_plugin(plugin, ep.name, dist, version)
 
     def _fail(
-        self, name: str, dist: str | None, version: str | None, stage: str, etype: str, msg: str
+        self,
+        name: str,
+        dist: str | None,
+        version: str | None,
+        stage: str,
+        etype: str,
+        msg: str,
+        exc: BaseException | None = None,
     ) -> None:
         failure = PluginFailure(
             name=name,
@@ -200,18 +252,21 @@ class StrategyRegistry:
             stage=stage,
             error_type=etype,
             message=msg,
+            traceback="" if exc is None else _format(exc),
         )
         self._failures.append(failure)
-        if stage == "disabled":
-            log.info("healthkit plugin %s", failure)
+        # Not a warning on every command: a failure matters when its strategy is
+        # asked for (see unknown_strategy_hint) or the user lists the plugins.
+        if traceback_enabled() and stage != "disabled":
+            log.warning("healthkit plugin %s\n%s", failure, failure.traceback.rstrip())
         else:
-            log.warning("healthkit plugin %s", failure)
+            log.debug("healthkit plugin %s", failure)
 
     def _add_plugin(self, plugin: object, name: str, dist: str | None, version: str | None) -> None:
         try:
             self._pm.register(plugin, name=name)
         except Exception as exc:  # pluggy validation, a name already taken, ...
-            self._fail(name, dist, version, "register", type(exc).__name__, str(exc))
+            self._fail(name, dist, version, "register", type(exc).__name__, str(exc), exc)
             return
         registrar = StrategyRegistrar(name, dist, version)
         try:
@@ -221,7 +276,7 @@ class StrategyRegistry:
                     impl.function(**{k: kwargs[k] for k in impl.argnames})
         except (Exception, SystemExit) as exc:  # a plugin must never take the host down
             self._pm.unregister(plugin)
-            self._fail(name, dist, version, "register", type(exc).__name__, str(exc))
+            self._fail(name, dist, version, "register", type(exc).__name__, str(exc), exc)
             return
         accepted: list[str] = []
         for stype in registrar.added:
@@ -247,6 +302,11 @@ class StrategyRegistry:
         return self._disabled
 
     @property
+    def modules(self) -> tuple[str, ...]:
+        """Plugin modules loaded by name (``modules=``, else ``HEALTHKIT_PLUGINS``)."""
+        return self._modules
+
+    @property
     def plugin_manager(self) -> pluggy.PluginManager:
         """This registry's own plugin manager (never shared with another registry)."""
         return self._pm
@@ -268,15 +328,41 @@ class StrategyRegistry:
     def names(self) -> list[str]:
         return sorted(self._strategies)
 
+    def unknown_strategy_hint(self, name: str) -> str:
+        """Why ``name`` may be missing: plugins that failed to load or are disabled.
+
+        ``""`` when every plugin loaded. Plugins whose name matches ``name`` come
+        first (``redis`` is likely where strategy ``redis`` lives).
+        """
+        missing = [f for f in self._failures if f.stage in ("import", "register", "disabled")]
+        if not missing:
+            return ""
+        missing.sort(key=lambda f: f.name.replace("_", "-") != name.replace("_", "-"))
+        parts = []
+        for failure in missing:
+            origin = " ".join(p for p in (failure.distribution, failure.version) if p)
+            who = f"plugin {failure.name!r}" + (f" ({origin})" if origin else "")
+            if failure.stage == "disabled":
+                parts.append(f"{who} is disabled by {DISABLE_ENV_VAR}")
+            else:
+                parts.append(f"{who} failed to load: {failure.error_type}: {failure.message}")
+        more = "run 'healthkit plugins' for details"
+        if not traceback_enabled():
+            more += f", 'healthkit --traceback plugins' (or {TRACEBACK_ENV_VAR}=1) for tracebacks"
+        return f"{'; '.join(parts)} ({more})"
+
     def get(self, name: str) -> StrategyType:
         """The strategy registered as ``name``.
 
-        Raises :class:`UnknownStrategyError`, which lists the known names.
+        Raises :class:`UnknownStrategyError`, which lists the known names and the
+        plugins that failed to load or are disabled (:meth:`unknown_strategy_hint`).
         """
         try:
             return self._strategies[name]
         except KeyError:
-            raise UnknownStrategyError(name, self.names()) from None
+            raise UnknownStrategyError(
+                name, self.names(), hint=self.unknown_strategy_hint(name)
+            ) from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._strategies

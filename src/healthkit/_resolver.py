@@ -15,11 +15,13 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
-from ._errors import ClosedError, StrategyCreationError
+from ._errors import ClosedError, StrategyCreationError, UnknownStrategyError
+from ._guard import wait_abandoning
+from ._isolation import isolate_in_thread
 from ._registry import StrategyRegistry
 from ._strategy import Strategy, StrategySpec
 
-__all__ = ["ReloadPlan", "Resolver", "ResolverStats"]
+__all__ = ["CLOSE_TIMEOUT", "ONE_SHOT_CLOSE_TIMEOUT", "ReloadPlan", "Resolver", "ResolverStats"]
 
 log = logging.getLogger("healthkit")
 
@@ -27,8 +29,12 @@ log = logging.getLogger("healthkit")
 # so they never collide with model names.
 _CHILD_PREFIX = "\x00child:"
 
-#: Seconds one instance's ``aclose()`` may take before it is abandoned (and logged).
+#: Default seconds one instance's ``aclose()`` may take before it is abandoned (and
+#: logged); ``Resolver(close_timeout=...)`` overrides it (one-shot CLI commands use 0.5).
 CLOSE_TIMEOUT = 5.0
+#: The close bound of one-shot commands (``healthkit check``): they exit right after,
+#: so a hanging close is not worth waiting for.
+ONE_SHOT_CLOSE_TIMEOUT = 0.5
 
 
 @attrs.frozen(kw_only=True)
@@ -82,10 +88,18 @@ class _ChildContext:
 
 
 class Resolver:
-    """Hands out shared strategy instances by spec and closes them when unused."""
+    """Hands out shared strategy instances by spec and closes them when unused.
 
-    def __init__(self, registry: StrategyRegistry) -> None:
+    ``close_timeout`` bounds each instance's ``aclose()`` (default
+    :data:`CLOSE_TIMEOUT`): a close that takes longer is cancelled and left
+    behind, and a warning names the plugin.
+    """
+
+    def __init__(self, registry: StrategyRegistry, *, close_timeout: float | None = None) -> None:
+        if close_timeout is not None and not close_timeout >= 0:
+            raise ValueError(f"close_timeout must be >= 0, got {close_timeout!r}")
         self._registry = registry
+        self._close_timeout = close_timeout
         self._lock = threading.RLock()
         self._held: dict[str, StrategySpec] = {}
         self._entries: dict[StrategySpec, _Entry] = {}
@@ -137,7 +151,10 @@ class Resolver:
         stype = self._registry.get(spec.strategy)
         context = _ChildContext(self, f"{spec.strategy}#{next(self._ids)}")
         try:
-            instance = stype.factory(spec.config, context)
+            if spec.isolation == "thread":
+                instance: Strategy = isolate_in_thread(spec.strategy, stype.factory, spec.config)
+            else:
+                instance = stype.factory(spec.config, context)
         except Exception as exc:
             for child in reversed(context.holders):
                 self._release_locked(child)
@@ -182,19 +199,44 @@ class Resolver:
             pending, self._pending_close = self._pending_close, []
         # Parents were queued before their children: close in that order so a
         # composite never sees a closed child while it still runs.
+        timeout = CLOSE_TIMEOUT if self._close_timeout is None else self._close_timeout
         for entry in pending:
-            try:
-                # A plugin whose close hangs must not stall every reload and shutdown.
-                await asyncio.wait_for(entry.instance.aclose(), CLOSE_TIMEOUT)
-            except asyncio.TimeoutError:
-                log.error(
-                    "closing strategy %r took over %gs; abandoned",
-                    entry.spec.strategy,
-                    CLOSE_TIMEOUT,
-                )
-            except Exception:
-                log.exception("closing strategy %r failed", entry.spec.strategy)
+            await self._close_one(entry, timeout)
             self._closed_count += 1
+
+    def _origin(self, spec: StrategySpec) -> str:
+        try:
+            return self._registry.get(spec.strategy).origin
+        except UnknownStrategyError:
+            return "an unknown plugin"
+
+    async def _close_one(self, entry: _Entry, timeout: float) -> None:
+        """Close one instance; never raises, never waits past ``timeout`` (plus a grace)."""
+        name = entry.spec.strategy
+        try:
+            # A plugin whose close hangs (or swallows cancellation) must not stall
+            # every reload and shutdown: it is left behind, not awaited.
+            closing = asyncio.ensure_future(entry.instance.aclose())
+            if isinstance(closing, asyncio.Task):
+                closing.set_name(f"close of {name!r}")
+            finished, _ = await wait_abandoning(closing, timeout)
+        except Exception as exc:
+            log.warning(
+                "closing strategy %r failed (%s): %s: %s",
+                name,
+                self._origin(entry.spec),
+                type(exc).__name__,
+                exc,
+            )
+            log.debug("closing strategy %r failed", name, exc_info=exc)
+            return
+        if not finished:
+            log.error(
+                "closing strategy %r (%s) took over %gs; abandoned",
+                name,
+                self._origin(entry.spec),
+                timeout,
+            )
 
     async def apply(self, models: Mapping[str, StrategySpec]) -> ReloadPlan:
         """Make the held models exactly ``models``: only what changed is touched.

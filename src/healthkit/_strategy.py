@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
 from ._result import CheckResult, Target
 
 __all__ = [
+    "ISOLATION_MODES",
     "BatchStrategy",
+    "DeadlineConfig",
+    "Isolation",
     "Strategy",
     "StrategyContext",
     "StrategyFactory",
@@ -41,16 +44,46 @@ class BatchStrategy(Strategy, Protocol):
     async def acheck_many(self, targets: Sequence[Target]) -> Mapping[Target, CheckResult]: ...
 
 
+#: Where a strategy's checks run: ``none`` on the caller's event loop, ``thread`` on an
+#: event loop of the instance's own, in a worker thread (see docs/reliability.md).
+Isolation = Literal["none", "thread"]
+ISOLATION_MODES: tuple[Isolation, ...] = ("none", "thread")
+
+
 @attrs.frozen(kw_only=True)
 class StrategySpec:
     """A strategy name plus its validated config: the key the resolver dedupes on.
 
-    Two specs are equal when the strategy and every normalized config field are
-    equal, whatever the spelling or key order of the source config.
+    Two specs are equal when the strategy, the isolation mode and every
+    normalized config field are equal, whatever the spelling or key order of
+    the source config.
     """
 
     strategy: str
     config: Any
+    #: ``"thread"`` runs the instance on a worker thread's own event loop, so a
+    #: check that blocks cannot freeze the caller's loop.
+    isolation: Isolation = "none"
+
+
+@runtime_checkable
+class DeadlineConfig(Protocol):
+    """A strategy config whose one check may call its upstream more than once.
+
+    The monitor's hard cap of one check is ``check_deadline(timeout)`` plus a
+    little grace, where ``timeout`` is the model's per-attempt ``timeout``. A
+    config without this method gets one attempt: the cap is ``timeout`` plus
+    grace. A retrying strategy declares it, say with ``retries`` extra attempts
+    and at most ``pause`` seconds between two::
+
+        def check_deadline(self, timeout: float) -> float:
+            return timeout * (self.retries + 1) + pause * self.retries
+
+    It must return a positive number of seconds and not raise; when it does not,
+    healthkit uses one attempt and logs a warning once per config class.
+    """
+
+    def check_deadline(self, timeout: float) -> float: ...
 
 
 class StrategyContext(Protocol):

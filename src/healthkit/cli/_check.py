@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import Counter
 
@@ -11,8 +10,10 @@ import click
 from .._config import ServerConfig
 from .._errors import HealthkitError
 from .._frozen import FrozenMap
+from .._guard import run_bounded
 from .._healthkit import HealthKit, HealthReport
 from .._registry import StrategyRegistry
+from .._resolver import ONE_SHOT_CLOSE_TIMEOUT
 from .._status import Status
 from ._output import (
     EXIT_CODES,
@@ -31,7 +32,8 @@ __all__ = ["check", "report_lines"]
 
 
 async def _run(config: ServerConfig, registry: StrategyRegistry, model: str | None) -> HealthReport:
-    async with HealthKit(config, registry=registry) as kit:
+    # One shot: a close that hangs is not worth waiting for, the process exits next.
+    async with HealthKit(config, registry=registry, close_timeout=ONE_SHOT_CLOSE_TIMEOUT) as kit:
         if model is None:
             return await kit.acheck_all()
         result = await kit.acheck(model)
@@ -73,7 +75,8 @@ def check(config: str, model: str | None, fmt: str) -> None:
         known = ", ".join(server_config.models) or "(none)"
         raise fail(f"unknown model {model!r}; models in {config}: {known}")
     try:
-        report = asyncio.run(_run(server_config, registry, model))
+        # Not asyncio.run: it would wait forever for a check that swallows cancellation.
+        report = run_bounded(_run(server_config, registry, model))
     except HealthkitError as exc:
         # A strategy that cannot even start (a missing CA bundle, say): nothing was checked.
         raise fail(redact(f"error: {exc}")) from None

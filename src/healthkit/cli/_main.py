@@ -7,6 +7,7 @@ Each subcommand lives in its own module and is imported only when it runs, so
 from __future__ import annotations
 
 import importlib
+import os
 
 import click
 
@@ -36,8 +37,28 @@ class _LazyGroup(click.Group):
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="healthkit")
-def cli() -> None:
+@click.option(
+    "-p",
+    "plugin_modules",
+    metavar="MODULE",
+    multiple=True,
+    help="Load a plugin module without installing it (repeatable; env HEALTHKIT_PLUGINS).",
+)
+@click.option(
+    "--traceback",
+    is_flag=True,
+    help="Show the traceback of each plugin that failed to load (env HEALTHKIT_TRACEBACK=1).",
+)
+def cli(plugin_modules: tuple[str, ...], traceback: bool) -> None:
     """Pluggable, per-model health checks for model servers."""
+    # Every registry a command builds reads these (see healthkit._registry).
+    from .._registry import PLUGINS_ENV_VAR, TRACEBACK_ENV_VAR
+
+    if plugin_modules:
+        listed = os.environ.get(PLUGINS_ENV_VAR, "")
+        os.environ[PLUGINS_ENV_VAR] = ",".join([*filter(None, [listed]), *plugin_modules])
+    if traceback:
+        os.environ[TRACEBACK_ENV_VAR] = "1"
 
 
 def main() -> None:

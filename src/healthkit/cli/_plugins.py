@@ -8,15 +8,18 @@ from typing import Any
 
 import click
 
-from .._registry import StrategyRegistry
+from .._registry import TRACEBACK_ENV_VAR, StrategyRegistry, traceback_enabled
 from ._output import FORMAT_OPTION, table
 
 __all__ = ["plugins", "plugins_data"]
 
 
-def plugins_data(registry: StrategyRegistry) -> dict[str, Any]:
-    """The JSON view: ``{"strategies": [...], "failures": [...]}``."""
-    return {
+def plugins_data(registry: StrategyRegistry, *, tracebacks: bool = False) -> dict[str, Any]:
+    """The JSON view: ``{"strategies": [...], "failures": [...]}``.
+
+    With ``tracebacks``, each failure has a ``traceback`` (``""`` when none was raised).
+    """
+    data: dict[str, Any] = {
         "strategies": [
             {
                 "name": st.name,
@@ -39,6 +42,10 @@ def plugins_data(registry: StrategyRegistry) -> dict[str, Any]:
             for f in registry.failures
         ],
     }
+    if tracebacks:
+        for entry, failure in zip(data["failures"], registry.failures, strict=True):
+            entry["traceback"] = failure.traceback
+    return data
 
 
 def _origin(distribution: str | None, version: str | None) -> str:
@@ -55,6 +62,8 @@ def plugins(fmt: str) -> None:
     Plugins that failed to import or register, were disabled with
     HEALTHKIT_DISABLE_PLUGINS, or lost a strategy-name conflict are listed
     with their error; every other strategy still works. Always exits 0.
+    With `healthkit --traceback plugins` (or HEALTHKIT_TRACEBACK=1) each
+    failure's traceback follows the table.
     """
     # This command reports plugin failures itself; the registry's log warnings
     # would only repeat them on stderr.
@@ -65,7 +74,8 @@ def plugins(fmt: str) -> None:
         registry = StrategyRegistry()
     finally:
         logger.setLevel(level)
-    data = plugins_data(registry)
+    tracebacks = traceback_enabled()
+    data = plugins_data(registry, tracebacks=tracebacks)
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))
         return
@@ -93,3 +103,13 @@ def plugins(fmt: str) -> None:
     ]
     for line in table(("PLUGIN", "DISTRIBUTION", "STAGE", "ERROR"), frows):
         click.echo("  " + line)
+    if not tracebacks:
+        if any(f["stage"] in ("import", "register") for f in failures):
+            click.echo("")
+            click.echo(f"tracebacks: healthkit --traceback plugins (or {TRACEBACK_ENV_VAR}=1)")
+        return
+    for failure in failures:
+        if failure["traceback"]:
+            click.echo("")
+            click.echo(f"traceback of plugin {failure['plugin']!r}:")
+            click.echo(failure["traceback"].rstrip())

@@ -1,9 +1,10 @@
 """The conformance suite every strategy plugin can run: subclass :class:`StrategyConformance`.
 
 Each test is a plain (synchronous) pytest test that drives its own event loop
-with :func:`asyncio.run`, so the suite works the same with or without
-pytest-asyncio and whatever its mode. Targets the plugin supplies must therefore
-not be bound to an event loop: use a server in a thread or a subprocess.
+(like :func:`asyncio.run`, but a check that ignores cancellation cannot hold it),
+so the suite works the same with or without pytest-asyncio and whatever its
+mode. Targets the plugin supplies must therefore not be bound to an event loop:
+use a server in a thread or a subprocess.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import copy
 import json
 import logging
+import math
 import time
 import typing
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -35,6 +37,7 @@ from .. import (
     guarded_check,
     load_config,
 )
+from .._guard import abandon, run_bounded, wait_abandoning
 from ._resources import ResourceSnapshot, wait_released
 
 __all__ = ["BadConfig", "StrategyConformance"]
@@ -82,7 +85,36 @@ def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
     async def main() -> T:
         return await coro_fn()
 
-    return asyncio.run(main())
+    # Not asyncio.run: it waits for every leftover task, forever for one that
+    # swallows cancellation; the suite must fail such a plugin, not hang.
+    return run_bounded(main(), cleanup_timeout=1.0)
+
+
+class _Heartbeat:
+    """Measures how long the event loop goes without running: a blocked loop stalls it."""
+
+    def __init__(self, interval: float = 0.01) -> None:
+        self._interval = interval
+        self.worst = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _beat(self) -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(self._interval)
+            self.worst = max(self.worst, time.perf_counter() - before - self._interval)
+
+    async def __aenter__(self) -> _Heartbeat:
+        self._task = asyncio.get_running_loop().create_task(self._beat())
+        await asyncio.sleep(0)  # started before the code it watches
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        # One more beat, so that a stall at the very end is measured too.
+        await asyncio.sleep(self._interval)
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.wait({self._task})
 
 
 def _texts_of(result: CheckResult) -> list[str]:
@@ -157,6 +189,11 @@ class StrategyConformance:
     release_timeout: ClassVar[float] = 5.0
     #: Seconds after which a check that ignores every deadline is deemed hung.
     hang_limit: ClassVar[float] = 30.0
+    #: Seconds a check may hold the event loop in one go (a blocking call) before it fails.
+    loop_block_limit: ClassVar[float] = 0.25
+    #: Config keys that legitimately take any value (a free-form JSON payload, say);
+    #: every other key must reject some of the odd values the suite tries.
+    accepts_any_value: ClassVar[frozenset[str]] = frozenset()
 
     # -- fixtures a plugin overrides -----------------------------------------------
 
@@ -231,8 +268,31 @@ class StrategyConformance:
 
     @staticmethod
     async def _acheck_unguarded(strategy: Strategy, target: Target, limit: float) -> Any:
-        # Only a safety net, so that a hanging strategy fails the test instead of stalling it.
-        return await asyncio.wait_for(strategy.acheck(target), limit)
+        # Only a safety net, so that a hanging strategy fails the test instead of stalling
+        # it: past the limit the check is cancelled and left behind, never awaited.
+        task: asyncio.Future[Any] = asyncio.ensure_future(strategy.acheck(target))
+        finished, result = await wait_abandoning(task, limit)
+        if not finished:
+            raise AssertionError(
+                f"acheck({target}) did not return within hang_limit = {limit:g}s: "
+                "it ignores every deadline"
+            )
+        return result
+
+    def _specs(
+        self,
+        registry: StrategyRegistry,
+        valid_config: Mapping[str, Any],
+        failing_config: Mapping[str, Any] | None,
+        unresponsive_config: Mapping[str, Any] | None,
+    ) -> dict[str, StrategySpec]:
+        """The fixtures' configs by fixture name; the unresponsive one with a long timeout."""
+        specs = {"valid_config": self.load(registry, valid_config)}
+        if failing_config is not None:
+            specs["failing_config"] = self.load(registry, failing_config)
+        if unresponsive_config is not None:
+            specs["unresponsive_config"] = self._long_timeout_spec(registry, unresponsive_config)
+        return specs
 
     # -- the suite -----------------------------------------------------------------
 
@@ -260,6 +320,18 @@ class StrategyConformance:
             spec.config.conformance_probe = 1  # frozen: the resolver keys on it
         # The CLI shows configs through describe_spec: it must cope with every field.
         json.dumps(describe_spec(spec))
+        declared = getattr(type(spec.config), "check_deadline", None)
+        if declared is not None:
+            # The monitor's hard cap (healthkit.DeadlineConfig): seconds for a whole check.
+            for timeout in (0.5, 1.0, 30.0):
+                seconds = spec.config.check_deadline(timeout)
+                assert isinstance(seconds, int | float) and not isinstance(seconds, bool), (
+                    f"check_deadline({timeout}) returned {seconds!r}, not a number of seconds"
+                )
+                assert math.isfinite(seconds) and seconds >= timeout, (
+                    f"check_deadline({timeout}) returned {seconds!r}: it must cover at least "
+                    "one attempt of timeout seconds"
+                )
 
     def test_bad_configs_are_rejected_with_their_path(
         self,
@@ -296,16 +368,36 @@ class StrategyConformance:
         self, registry: StrategyRegistry, valid_config: Mapping[str, Any]
     ) -> None:
         crashes: list[str] = []
+        lax: list[str] = []
         for key in [k for k in valid_config if k != "strategy"]:
+            accepted = 0
             for odd in _ODD_VALUES:
                 try:
-                    self.load(registry, {**valid_config, key: odd})
+                    spec = self.load(registry, {**valid_config, key: odd})
                 except ConfigError as exc:
                     if not all(issue.path.startswith(_TABLE) for issue in exc.issues):
                         crashes.append(f"{key} = {odd!r}: issue outside the table: {exc}")
+                    continue
                 except Exception as exc:
                     crashes.append(f"{key} = {odd!r}: {type(exc).__name__}: {exc}")
+                    continue
+                accepted += 1
+                try:
+                    hash(spec)
+                except TypeError:
+                    crashes.append(
+                        f"{key} = {odd!r}: accepted, but the config is then unhashable, so "
+                        "equal configs cannot share an instance: convert lists to tuples "
+                        "(and tables to healthkit.FrozenMap) in a converter, or reject the value"
+                    )
+            if accepted == len(_ODD_VALUES) and key not in self.accepts_any_value:
+                lax.append(
+                    f"{key}: accepts every value tried ({', '.join(map(repr, _ODD_VALUES))}): "
+                    "give the field a type, converter or validator that rejects wrong values "
+                    "(or list the key in accepts_any_value if any value is really fine)"
+                )
         assert not crashes, "validation must raise ConfigError only:\n" + "\n".join(crashes)
+        assert not lax, "keys without validation:\n" + "\n".join(lax)
 
     def test_equal_configs_are_equal_and_hashable(
         self, registry: StrategyRegistry, valid_config: Mapping[str, Any]
@@ -361,7 +453,10 @@ class StrategyConformance:
                     assert isinstance(result, CheckResult), f"acheck({one}) returned {result!r}"
                     assert result.target == one, f"result target {result.target} for {one}"
                     assert isinstance(result.status, Status)
-                    assert result.strategy, "a result names its strategy"
+                    assert result.strategy == self.strategy, (
+                        f"result.strategy is {result.strategy!r}: a result names the strategy "
+                        f"as registered, {self.strategy!r}"
+                    )
                     if one is target and expected_status is not None:
                         assert result.status is expected_status, (
                             f"check of {one} is {result.status.value}, expected "
@@ -549,3 +644,141 @@ class StrategyConformance:
             if secret in text
         ]
         assert not found, "secrets leaked:\n" + "\n".join(found)
+
+    def test_check_does_not_block_the_event_loop(
+        self,
+        registry: StrategyRegistry,
+        valid_config: Mapping[str, Any],
+        target: Target,
+        failing_config: Mapping[str, Any] | None,
+        unresponsive_config: Mapping[str, Any] | None,
+    ) -> None:
+        specs = self._specs(registry, valid_config, failing_config, unresponsive_config)
+        limit = self.loop_block_limit
+
+        async def scenario() -> list[str]:
+            problems: list[str] = []
+            resolver = Resolver(registry)
+            try:
+                for label, spec in specs.items():
+                    # Created outside the measurement: a factory may do blocking setup.
+                    strategy = resolver.acquire(label, spec)
+                    async with _Heartbeat() as beat:
+                        for _ in range(2):
+                            await guarded_check(
+                                strategy, self.strategy, target, timeout=self.short_timeout
+                            )
+                    if beat.worst > limit:
+                        problems.append(
+                            f"{label}: acheck blocked the event loop for {beat.worst:.2f}s "
+                            f"(limit {limit:g}s), freezing every other check and the health "
+                            "endpoints: never call blocking code (time.sleep, a blocking client, "
+                            "heavy CPU work) in acheck; await an async client, or run the call "
+                            "in a thread with asyncio.to_thread"
+                        )
+            finally:
+                await resolver.aclose()
+            return problems
+
+        problems = _run(scenario)
+        assert not problems, "\n".join(problems)
+
+    def test_check_obeys_cancellation(
+        self,
+        registry: StrategyRegistry,
+        valid_config: Mapping[str, Any],
+        target: Target,
+        failing_config: Mapping[str, Any] | None,
+        unresponsive_config: Mapping[str, Any] | None,
+    ) -> None:
+        specs = self._specs(registry, valid_config, failing_config, unresponsive_config)
+        slack = self.deadline_slack
+
+        async def scenario() -> list[str]:
+            problems: list[str] = []
+            resolver = Resolver(registry)
+            try:
+                for label, spec in specs.items():
+                    strategy = resolver.acquire(label, spec)
+                    task = asyncio.ensure_future(strategy.acheck(target))
+                    # Let the check get going (connect, send) before cancelling it.
+                    await asyncio.wait({task}, timeout=min(0.05, self.short_timeout))
+                    if task.done():
+                        if not task.cancelled():
+                            task.exception()
+                        continue  # answered before it could be cancelled: nothing to see
+                    task.cancel()
+                    done, _ = await asyncio.wait({task}, timeout=slack)
+                    if not done:
+                        abandon(task)
+                        problems.append(
+                            f"{label}: acheck was still running {slack:g}s after it was "
+                            "cancelled: it swallows CancelledError, so no deadline can stop it "
+                            "(clean up in a finally block and let CancelledError propagate)"
+                        )
+                    elif not task.cancelled():
+                        error = task.exception()
+                        outcome = (
+                            f"returned {task.result()!r}"
+                            if error is None
+                            else f"raised {type(error).__name__}: {error}"
+                        )
+                        problems.append(
+                            f"{label}: acheck {outcome} after it was cancelled instead of "
+                            "raising CancelledError: it swallows cancellation (never catch "
+                            "CancelledError or BaseException without re-raising it)"
+                        )
+            finally:
+                await resolver.aclose()
+            return problems
+
+        problems = _run(scenario)
+        assert not problems, "\n".join(problems)
+
+    def test_aclose_returns_promptly_without_raising(
+        self,
+        registry: StrategyRegistry,
+        valid_config: Mapping[str, Any],
+        target: Target,
+        failing_config: Mapping[str, Any] | None,
+        unresponsive_config: Mapping[str, Any] | None,
+    ) -> None:
+        specs = self._specs(registry, valid_config, failing_config, unresponsive_config)
+        limit = self.release_timeout
+
+        async def scenario() -> list[str]:
+            problems: list[str] = []
+            # The resolver would contain a bad close (log it, leave it behind); call
+            # aclose directly to see it, then let the resolver release the rest quietly.
+            resolver = Resolver(registry, close_timeout=0.1)
+            try:
+                for label, spec in specs.items():
+                    strategy = resolver.acquire(label, spec)
+                    await guarded_check(strategy, self.strategy, target, timeout=self.short_timeout)
+                    closing = asyncio.ensure_future(strategy.aclose())
+                    try:
+                        finished, _ = await wait_abandoning(closing, limit)
+                    except Exception as exc:
+                        problems.append(
+                            f"{label}: aclose() raised {type(exc).__name__}: {exc}; it must "
+                            "release what it can and not raise (log the problem instead)"
+                        )
+                        continue
+                    if not finished:
+                        problems.append(
+                            f"{label}: aclose() did not return within {limit:g}s: it must not "
+                            "wait on the upstream (close sockets and clients, cancel tasks, "
+                            "kill processes without waiting for a peer)"
+                        )
+            finally:
+                logger = logging.getLogger("healthkit")
+                level = logger.level
+                logger.setLevel(logging.CRITICAL)  # the second close of each instance
+                try:
+                    await resolver.aclose()
+                finally:
+                    logger.setLevel(level)
+            return problems
+
+        problems = _run(scenario)
+        assert not problems, "\n".join(problems)

@@ -176,6 +176,11 @@ class GrpcConfig:
     backoff: float = attrs.field(default=0.05, validator=v.ge(0))
     backoff_max: float = attrs.field(default=1.0, validator=v.ge(0))
 
+    def check_deadline(self, timeout: float) -> float:
+        """The hard cap's base (``healthkit.DeadlineConfig``): every attempt, and the
+        longest pause between two (``backoff_max`` plus up to ``backoff`` of jitter)."""
+        return timeout * (self.retries + 1) + (self.backoff_max + self.backoff) * self.retries
+
     def __attrs_post_init__(self) -> None:
         if self.protocol != "health-v1" and self.service is not None:
             raise ValueError("service: only allowed when protocol = 'health-v1'")
