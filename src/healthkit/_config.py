@@ -25,7 +25,7 @@ from ._monitor_settings import MonitorSettings
 from ._registry import StrategyRegistry
 from ._result import Target
 from ._secret import Secret
-from ._strategy import StrategySpec
+from ._strategy import ISOLATION_MODES, StrategySpec
 from ._url import SecretUrl
 from .validators import target_name
 
@@ -639,8 +639,13 @@ class _Parser:
         strategy_keys = self.strategy_keys(name)
         strategy_raw: dict[str, Any] = {}
         monitor_raw: dict[str, Any] = {}
+        isolation = raw.get("isolation", "none")
+        if isolation not in ISOLATION_MODES:
+            modes = ", ".join(repr(m) for m in ISOLATION_MODES)
+            self.fail(_join(path, "isolation"), f"must be one of {modes}, got {isolation!r}")
+            isolation = "none"
         for key, val in raw.items():
-            if key == "strategy":
+            if key in ("strategy", "isolation"):  # the spec's own keys, not the config's
                 continue
             if allow_monitor and key in _MONITOR_KEYS:
                 monitor_raw[key] = val
@@ -668,7 +673,7 @@ class _Parser:
             raise self.fail(path, _unhashable(config, name)) from None
         if not monitor_ok:
             raise _Invalid()
-        return StrategySpec(strategy=name, config=config), monitor
+        return StrategySpec(strategy=name, config=config, isolation=isolation), monitor
 
 
 def _unhashable(config: Any, strategy: str) -> str:
