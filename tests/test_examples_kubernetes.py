@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -274,3 +275,28 @@ def test_exec_probe_fails_on_a_config_error(tmp_path: Path) -> None:
     done = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "PREDICTOR_TOKEN" in done.stderr
+
+
+def _fenced(text: str, lang: str) -> list[str]:
+    return re.findall(rf"^```{lang}\n(.*?)^```", text, re.M | re.S)
+
+
+def _is_excerpt(block: str, source: str) -> bool:
+    """``block``'s lines appear in ``source`` as a run of lines, up to one indentation."""
+    want = textwrap.dedent(block).strip("\n").splitlines()
+    have = source.splitlines()
+    for start in range(len(have) - len(want) + 1):
+        window = "\n".join(have[start : start + len(want)])
+        if textwrap.dedent(window).splitlines() == want:
+            return True
+    return False
+
+
+def test_docs_page_shows_the_example_files_as_they_are() -> None:
+    """docs/kubernetes.md quotes the example files; a quote that drifts from them fails."""
+    page = (EXAMPLES.parent.parent / "docs" / "kubernetes.md").read_text(encoding="utf-8")
+    sources = [p.read_text(encoding="utf-8") for p in (*MANIFESTS, EXAMPLES / "healthkit.toml")]
+    blocks = _fenced(page, "yaml") + _fenced(page, "toml")
+    assert len(blocks) >= 4
+    for block in blocks:
+        assert any(_is_excerpt(block, source) for source in sources), block
