@@ -13,6 +13,7 @@ import re
 import sys
 import types
 import typing
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
@@ -670,15 +671,17 @@ class _Parser:
         try:
             hash(config)
         except TypeError:
-            raise self.fail(path, _unhashable(config, name)) from None
+            key, message = _unhashable(config, name)
+            raise self.fail(_join(path, key) if key else path, message) from None
         if not monitor_ok:
             raise _Invalid()
         return StrategySpec(strategy=name, config=config, isolation=isolation), monitor
 
 
-def _unhashable(config: Any, strategy: str) -> str:
+def _unhashable(config: Any, strategy: str) -> tuple[str, str]:
+    """The key (or ``""``) and message for a config that cannot be hashed."""
     if type(config).__hash__ is None:
-        return (
+        return "", (
             f"strategy {strategy!r}: its config class {type(config).__name__} is not hashable, "
             "so equal configs cannot share an instance (a plugin bug: declare it @attrs.frozen)"
         )
@@ -686,11 +689,11 @@ def _unhashable(config: Any, strategy: str) -> str:
         try:
             hash(getattr(config, field.name))
         except TypeError:
-            return (
-                f"{field.alias or field.name}: plugin config values must be hashable: "
-                "use a tuple (a list or table was kept as it was by the field's converter)"
+            return field.alias or field.name, (
+                "plugin config values must be hashable: use a tuple "
+                "(a list or table was kept as it was by the field's converter)"
             )
-    return f"strategy {strategy!r}: plugin config values must be hashable: use a tuple"
+    return "", f"strategy {strategy!r}: plugin config values must be hashable: use a tuple"
 
 
 def _host_of(key: str, value: Any) -> str | None:
@@ -700,14 +703,15 @@ def _host_of(key: str, value: Any) -> str | None:
     text = value.strip().lower()
     if key == "base_url":
         try:
-            return SecretUrl(text).url.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
-        except (TypeError, ValueError):
+            return urllib.parse.urlsplit(text).hostname
+        except ValueError:
             return None
     if "://" in text:  # a gRPC target such as dns:///host:port
         text = text.split("://", 1)[1].lstrip("/")
     elif ":" in text and text.split(":", 1)[0] in ("dns", "ipv4", "ipv6", "unix", "vsock"):
         text = text.split(":", 1)[1]
-    return text
+    host, sep, port = text.rpartition(":")
+    return host if sep and port.isdigit() else text
 
 
 def _changed_host(default_raw: Mapping[str, Any], model_raw: Mapping[str, Any]) -> str | None:
@@ -764,9 +768,13 @@ def _merge(
     if model_name != default_name:
         inherited = {k: v for k, v in default_raw.items() if k in _MONITOR_KEYS}
         return {**inherited, **model_raw}, []
-    dropped: list[str] = []
-    if model_raw.get(_INHERIT_SECRETS) is not True and _changed_host(default_raw, model_raw):
-        dropped = sorted(k for k in secret_keys if k in default_raw and k not in model_raw)
+    dropped = sorted(k for k in secret_keys if k in default_raw and k not in model_raw)
+    if (
+        not dropped
+        or model_raw.get(_INHERIT_SECRETS) is True
+        or not _changed_host(default_raw, model_raw)
+    ):
+        dropped = []
     inherited = {k: v for k, v in default_raw.items() if k not in dropped}
     return {**inherited, **model_raw}, dropped
 

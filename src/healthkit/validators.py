@@ -93,13 +93,13 @@ def target_name(value: object, *, what: str = "model name") -> str:
         raise ValueError(f"{what} must be at most {MAX_NAME_LENGTH} characters, got {len(value)}")
     if value in (".", ".."):
         raise ValueError(f"{what} must not be {value!r} (a dot segment in URLs)")
-    if "/" in value:
-        raise ValueError(f"{what} must not contain '/'")
     for index, char in enumerate(value):
         if not char.isprintable():
             raise ValueError(
                 f"{what} must contain only printable characters, got {char!r} at position {index}"
             )
+    if "/" in value:
+        raise ValueError(f"{what} must not contain '/'")
     if value != value.strip():
         raise ValueError(f"{what} must not start or end with whitespace")
     return value

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 import click
 
 from .._config import ServerConfig, describe_spec, load_config
-from .._errors import ConfigError
+from .._errors import ConfigError, ConfigIssue, HealthkitError
+from .._guard import run_bounded
 from .._redact import Redactor
 from .._registry import StrategyRegistry
+from .._resolver import ONE_SHOT_CLOSE_TIMEOUT, Resolver
 from .._result import CheckResult
 from .._status import Status
 from .._strategy import StrategySpec
@@ -25,6 +27,7 @@ __all__ = [
     "MonitoringCommand",
     "PlannedInstance",
     "Redactor",
+    "create_instances",
     "dedupe_plan",
     "fail",
     "load_or_exit",
@@ -99,6 +102,46 @@ def load_or_exit(path: str, registry: StrategyRegistry) -> ServerConfig:
             # File-level problems (unreadable, wrong suffix) carry no source: name the file.
             text = f"{path}: {text}"
         raise fail(text) from None
+
+
+def create_instances(config: ServerConfig, registry: StrategyRegistry) -> list[ConfigIssue]:
+    """Create (then close) every distinct instance of ``config``; the ones that fail, as issues.
+
+    What ``serve`` and ``check`` will do first, without contacting anything: a
+    value that loads but cannot be used (a header httpx refuses, a missing TLS
+    file) shows up here, at the path of the models that use it. Messages are
+    redacted.
+    """
+    redact = Redactor.for_config(config)
+
+    async def attempt() -> list[ConfigIssue]:
+        resolver = Resolver(registry, close_timeout=ONE_SHOT_CLOSE_TIMEOUT)
+        failures: dict[Any, tuple[str, list[str]]] = {}
+        try:
+            for model in config.models.values():
+                spec = model.check
+                if spec in failures:
+                    failures[spec][1].append(model.name)
+                    continue
+                try:
+                    resolver.acquire(model.name, spec)
+                except HealthkitError as exc:
+                    failures[spec] = (redact(str(exc)), [model.name])
+        finally:
+            # Each close is bounded (ONE_SHOT_CLOSE_TIMEOUT): the process exits next.
+            await resolver.aclose()
+        issues = []
+        for message, names in failures.values():
+            path = f"models.{names[0]}.health_check"
+            shared = ""
+            if len(names) > 1:
+                listed = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+                shared = f" (shared by {len(names)} models: {listed})"
+            issues.append(ConfigIssue(path, f"cannot be created: {message}{shared}"))
+        return issues
+
+    # Not asyncio.run: a plugin task that swallows cancellation must not hold the exit.
+    return run_bounded(attempt())
 
 
 # -- results ------------------------------------------------------------------------
@@ -248,9 +291,14 @@ def _render(value: Any, ids: Mapping[StrategySpec, int]) -> str:
     return "?"
 
 
-def spec_summary(spec: StrategySpec, ids: Mapping[StrategySpec, int]) -> str:
+def spec_summary(
+    spec: StrategySpec,
+    ids: Mapping[StrategySpec, int],
+    *,
+    redact: Callable[[str], str] | None = None,
+) -> str:
     """``strategy key=value ...``: the redacted spec without the keys left at their defaults."""
-    described = describe_spec(spec)
+    described = describe_spec(spec, redact=redact)
     parts = [spec.strategy]
     config = spec.config
     if config is None or not attrs.has(type(config)):
@@ -275,7 +323,12 @@ def spec_summary(spec: StrategySpec, ids: Mapping[StrategySpec, int]) -> str:
     return " ".join(parts)
 
 
-def plan_lines(plan: Sequence[PlannedInstance], *, width: int = 100) -> list[str]:
+def plan_lines(
+    plan: Sequence[PlannedInstance],
+    *,
+    width: int = 100,
+    redact: Callable[[str], str] | None = None,
+) -> list[str]:
     """The dedupe plan for humans: each instance, its redacted spec and who shares it."""
     ids = {p.spec: p.id for p in plan}
     lines: list[str] = []
@@ -286,7 +339,7 @@ def plan_lines(plan: Sequence[PlannedInstance], *, width: int = 100) -> list[str
         if p.used_by:
             holders.append(f"{len(p.used_by)} composite{'s' if len(p.used_by) != 1 else ''}")
         shared = f"  (shared: {' + '.join(holders)})" if len(p.models) + len(p.used_by) > 1 else ""
-        lines.append(f"#{p.id} {spec_summary(p.spec, ids)}{shared}")
+        lines.append(f"#{p.id} {spec_summary(p.spec, ids, redact=redact)}{shared}")
         if p.models:
             label = "models" if len(p.models) > 1 else "model"
             lines.append(
@@ -308,7 +361,9 @@ def plan_figures(plan: Sequence[PlannedInstance]) -> tuple[int, int]:
     return sum(len(p.models) for p in plan), len(plan)
 
 
-def plan_dict(plan: Sequence[PlannedInstance]) -> dict[str, Any]:
+def plan_dict(
+    plan: Sequence[PlannedInstance], *, redact: Callable[[str], str] | None = None
+) -> dict[str, Any]:
     models, instances = plan_figures(plan)
     return {
         "resolver": {"models": models, "instances": instances},
@@ -317,7 +372,7 @@ def plan_dict(plan: Sequence[PlannedInstance]) -> dict[str, Any]:
             {
                 "id": p.id,
                 "strategy": p.spec.strategy,
-                "spec": describe_spec(p.spec),
+                "spec": describe_spec(p.spec, redact=redact),
                 "models": list(p.models),
                 "used_by": list(p.used_by),
                 "children": list(p.children),

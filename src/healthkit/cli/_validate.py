@@ -6,11 +6,15 @@ import json
 
 import click
 
+from .._errors import ConfigError
 from .._registry import StrategyRegistry
 from ._output import (
     FORMAT_OPTION,
     MonitoringCommand,
+    Redactor,
+    create_instances,
     dedupe_plan,
+    fail,
     load_or_exit,
     plan_dict,
     plan_figures,
@@ -26,22 +30,35 @@ __all__ = ["validate"]
 def validate(config: str, fmt: str) -> None:
     """Validate CONFIG and print its dedupe plan: models -> shared strategy instances.
 
-    Nothing is contacted and no client is created: models whose health-check
-    configs are equal after normalization are grouped as the resolver would
-    group them. Exits 3 with every error (and its path) on stderr when the
-    config is invalid.
+    Nothing is contacted: each distinct strategy instance is created (clients,
+    channels, TLS contexts) and closed again, so exit 0 means `serve` and
+    `check` can start them. Models whose health-check configs are equal after
+    normalization are grouped as the resolver would group them. Exits 3 with
+    every error (and its path) on stderr when the config is invalid.
     """
-    server_config = load_or_exit(config, StrategyRegistry())
+    registry = StrategyRegistry()
+    server_config = load_or_exit(config, registry)
+    redact = Redactor.for_config(server_config)
+    problems = create_instances(server_config, registry)
+    if problems:
+        raise fail(str(ConfigError(problems, source=config)))
     plan = dedupe_plan(server_config)
+    notices = [redact(str(n)) for n in server_config.notices]
     if fmt == "json":
-        click.echo(json.dumps({"valid": True, **plan_dict(plan)}, indent=2))
+        data = {"valid": True, **plan_dict(plan, redact=redact), "notices": notices}
+        click.echo(json.dumps(data, indent=2))
         return
     models, instances = plan_figures(plan)
     click.echo(f"{config}: valid")
+    if notices:
+        click.echo("")
+        click.echo("notices:")
+        for line in notices:
+            click.echo(f"  {line}")
     if plan:
         click.echo("")
         click.echo("dedupe plan (instance, redacted config, who holds it; defaults omitted):")
-        for line in plan_lines(plan):
+        for line in plan_lines(plan, redact=redact):
             click.echo(f"  {line}".rstrip())
     click.echo("")
     click.echo(f"{models} models, {instances} instances")

@@ -42,23 +42,39 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+def _secret_forms(value: str) -> set[str]:
+    """How a command may print a secret: as it is, without the trailing newline that
+    Kubernetes secrets often carry, line by line, repr-escaped, or the credential of
+    ``Bearer <token>`` alone. Forms under four characters would garble the output."""
+    forms = {value, value.strip(), repr(value)[1:-1], repr(value.strip())[1:-1]}
+    forms.update(line.strip() for line in value.splitlines())
+    scheme, sep, credential = value.strip().partition(" ")
+    if sep and scheme.isalpha():
+        forms.add(credential.strip())
+    return {f for f in forms if len(f) >= 4}
+
+
 class _Collector(asyncio.SubprocessProtocol):
-    """Keeps the first OUTPUT_LIMIT bytes of output and drops the rest (still reading it,
+    """Keeps the first ``limit`` bytes of output and drops the rest (still reading it,
     so a chatty command never blocks on a full pipe); tells when the process exits and
     when its output closes, which are different moments when a child keeps the pipe."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int = OUTPUT_LIMIT) -> None:
+        self.limit = limit
         self.kept = bytearray()
-        self.cut = False
+        self.total = 0
         self.exited: asyncio.Future[None] = loop.create_future()
         self.output_closed: asyncio.Future[None] = loop.create_future()
 
+    @property
+    def cut(self) -> bool:
+        return self.total > OUTPUT_LIMIT
+
     def pipe_data_received(self, fd: int, data: bytes | bytearray) -> None:
-        room = OUTPUT_LIMIT - len(self.kept)
+        self.total += len(data)
+        room = self.limit - len(self.kept)
         if room > 0:
             self.kept += data[:room]
-        if len(data) > room:
-            self.cut = True
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
         if not self.output_closed.done():
@@ -78,6 +94,14 @@ class ExecStrategy:
         self.config = config
         self._slots = asyncio.Semaphore(config.max_processes)
         self._running: set[int] = set()
+        forms: set[str] = set()
+        for secret in config.env.values():
+            forms |= _secret_forms(secret.get_secret_value())
+        # Longest first, so a secret that contains another is masked whole.
+        self._secrets = sorted(forms, key=len, reverse=True)
+        # Output is kept this far past the limit, so a secret that straddles the cut is
+        # still seen whole (and masked) before the text is cut.
+        self._margin = max((len(f.encode("utf-8", "surrogateescape")) for f in forms), default=0)
 
     @classmethod
     def create(cls, config: ExecConfig, context: StrategyContext) -> ExecStrategy:
@@ -101,11 +125,13 @@ class ExecStrategy:
         return env
 
     def _show(self, output: bytes, cut: bool) -> str:
-        text = output.decode("utf-8", errors="replace").strip()
-        for secret in self.config.env.values():
-            value = secret.get_secret_value()
-            if value:
-                text = text.replace(value, "***")
+        text = output.decode("utf-8", errors="replace")
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        if cut:
+            # Mask first, cut second: a cut through a secret would show its first part.
+            text = text.encode("utf-8")[:OUTPUT_LIMIT].decode("utf-8", errors="ignore")
+        text = text.strip()
         if cut:
             text += f" [output cut at {OUTPUT_LIMIT} bytes]"
         return text
@@ -129,7 +155,7 @@ class ExecStrategy:
         loop = asyncio.get_running_loop()
         try:
             transport, collector = await loop.subprocess_exec(
-                lambda: _Collector(loop),
+                lambda: _Collector(loop, OUTPUT_LIMIT + self._margin),
                 *cfg.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
