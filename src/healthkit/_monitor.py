@@ -248,6 +248,8 @@ class _Job:
     keys: tuple[_Key, ...] = ()
     #: Queue order when the budget is short: the oldest result first.
     priority: float = -math.inf
+    #: The strategy instance (spec id) the job checks.
+    spec: int = 0
     started: float = 0.0
     finished: bool = False
     task: asyncio.Future[Any] = attrs.field(init=False)
@@ -945,6 +947,7 @@ class Monitor:
                 model=str(target),
                 keys=(key,),
                 priority=self._priority(key, st),
+                spec=key[0],
             )
         )
         return fut
@@ -999,6 +1002,7 @@ class Monitor:
                 batch=True,
                 keys=tuple(own),
                 priority=priority,
+                spec=spec_id,
             )
         )
         return futures
@@ -1061,6 +1065,7 @@ class Monitor:
             proof.target,
             proof.detail,
         )
+        self._shed_queued(spec_id, breaker)
         now = time.monotonic()
         for name in list(names):
             st = self._states.get(name)
@@ -1077,7 +1082,32 @@ class Monitor:
             st.ready = False
             st.status = Status.UNHEALTHY
             if old != st.status:
-                self._transition(st, old, st.status, result)
+                self._transition(st, old, st.status, result, quiet=True)
+
+    def _shed_queued(self, spec_id: int, breaker: _Breaker) -> None:
+        """Answer the instance's queued checks with the outage instead of running them.
+
+        A thousand queued checks of a hung upstream would hold the budget for a
+        thousand timeouts, and keep the half-open probe (and every other
+        instance's checks) waiting behind them.
+        """
+        if not any(item[2].spec == spec_id for item in self._queue):
+            return
+        keep = [item for item in self._queue if item[2].spec != spec_id]
+        shed = [item[2] for item in self._queue if item[2].spec == spec_id]
+        heapq.heapify(keep)
+        self._queue = keep
+        for job in shed:
+            job.finished = True
+            self._queued_keys.difference_update(job.keys)
+            for key in job.keys:
+                fut = self._inflight.get(key)
+                model = key[1].model
+                st = self._states.get(model) if model is not None else None
+                if fut is None or st is None:
+                    continue
+                result = self._outage_result(job.strategy, key[1], breaker)
+                self._settle(key, fut, result, st.settings)
 
     def _close_breaker(self, spec_id: int, breaker: _Breaker, evidence: CheckResult) -> None:
         """The upstream answered: probe the parked models promptly.
@@ -1189,14 +1219,23 @@ class Monitor:
         if new != old:
             self._transition(st, old, new, result)
 
-    def _transition(self, st: _ModelState, old: Status, new: Status, result: CheckResult) -> None:
+    def _transition(
+        self,
+        st: _ModelState,
+        old: Status,
+        new: Status,
+        result: CheckResult,
+        *,
+        quiet: bool = False,
+    ) -> None:
         tr = Transition(
             model=st.name, old=old, new=new, result=result, at=dt.datetime.now(dt.timezone.utc)
         )
         st.history.append(tr)
         if len(st.history) > self._history_size:
             del st.history[0]  # at most history_size entries: cheap enough
-        level = logging.INFO if new.is_ok else logging.WARNING
+        # An outage marks many models at once and logs one line for all of them.
+        level = logging.DEBUG if quiet else logging.INFO if new.is_ok else logging.WARNING
         log.log(level, "model %r: %s -> %s (%s)", st.name, old.value, new.value, result.detail)
         for listener in list(self._listeners):
             try:
