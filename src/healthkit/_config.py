@@ -905,13 +905,14 @@ def load_config(
             merged.pop(_INHERIT_SECRETS, None)
             if dropped:
                 key = _changed_host(default_hc, own)
+                one = len(dropped) == 1
                 notices.append(
                     ConfigIssue(
                         hc_path,
                         f"{key} points at another host than the default's, so the default's "
-                        f"secret {', '.join(dropped)} {'is' if len(dropped) == 1 else 'are'} "
+                        f"secret {', '.join(repr(k) for k in dropped)} {'is' if one else 'are'} "
                         f"not sent there; set {_INHERIT_SECRETS} = true to send "
-                        f"{'it' if len(dropped) == 1 else 'them'}",
+                        f"{'it' if one else 'them'}",
                     )
                 )
             try:

@@ -233,6 +233,15 @@ class HttpConfig:
             raise ValueError("batch: only allowed when protocol = 'v2'")
         if self.client_key and not self.client_cert:
             raise ValueError("client_key: needs client_cert")
+        if self.method == "HEAD" and (self.protocol == "v1" or self.json_field is not None):
+            needs = "protocol = 'v1'" if self.protocol == "v1" else "json_field"
+            raise ValueError(f"method: HEAD gets no body, which {needs} reads; use GET")
+        for lo, hi in self.degraded_status:
+            if any(lo <= e_hi and e_lo <= hi for e_lo, e_hi in self.expected_status):
+                raise ValueError(
+                    f"degraded_status: {lo}-{hi} overlaps expected_status; "
+                    "a status cannot mean both healthy and degraded"
+                )
 
 
 def _ssl_context(config: HttpConfig) -> ssl.SSLContext | bool:

@@ -184,6 +184,10 @@ class GrpcConfig:
     def __attrs_post_init__(self) -> None:
         if self.protocol != "health-v1" and self.service is not None:
             raise ValueError("service: only allowed when protocol = 'health-v1'")
+        if self.protocol == "health-v1" and self.service is None:
+            # The documented default spelled out, so ``service`` omitted and
+            # ``service = "{model}"`` are one config (one shared instance).
+            object.__setattr__(self, "service", "{model}")
 
     @property
     def service_template(self) -> str:
