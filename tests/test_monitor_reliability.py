@@ -9,16 +9,18 @@ import importlib.util
 import sys
 from collections.abc import AsyncIterator, Iterator
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from _monitor_support import ScriptedPlugin, healthy, http_config, wait_until
 from healthkit import CheckResult, HealthKit, Monitor, Status, StrategyRegistry, Target, load_config
-from healthkit._monitor import CheckEvent
 from healthkit._oip_server import OipServer
 from healthkit.asgi import create_app
 from healthkit.kserve import KServeHealth
+
+if TYPE_CHECKING:
+    from healthkit._monitor import CheckEvent
 
 # A hung predictor answers after this long: far beyond any bound a test waits.
 HUNG = 30.0
@@ -64,7 +66,6 @@ async def plane(kserve: ModuleType, predictor: OipServer) -> AsyncIterator[KServ
                     "timeout": 20.0,
                     "cache_ttl": 0.05,
                     "period": 60.0,
-                    "max_stale": 1.5,
                 }
             }
         },
@@ -95,12 +96,30 @@ async def test_kserve_readiness_answers_from_memory_while_the_predictor_hangs(
     # One background revalidation, shared by every answer, is hung upstream.
     await wait_until(lambda: predictor.requests[path] == before + 1)
     assert plane.monitor is not None and plane.monitor.stats().in_flight == 1
-    # Past max_stale nothing vouches for the model any more: not ready, status unknown.
-    await wait_until(lambda: plane.monitor is not None and plane.monitor.is_stale("iris"))
-    assert await asyncio.wait_for(plane.model_ready("iris"), 5.0) is False
-    assert await asyncio.wait_for(plane.ready(), 5.0) is False
-    assert plane.monitor.status("iris") is Status.UNKNOWN
-    assert predictor.requests[path] == before + 1
+
+
+async def test_past_max_stale_a_model_is_unknown_never_a_stale_healthy(
+    predictor: OipServer,
+) -> None:
+    config = http_config(
+        predictor.url, ["alpha"], timeout=20.0, cache_ttl=0.05, period=60.0, max_stale=1.0
+    )
+    monitor = Monitor(HealthKit.from_config(config))
+    try:
+        assert await monitor.aready("alpha") is True
+        assert monitor.server_ready() and not monitor.is_stale("alpha")
+        predictor.delay = HUNG  # the revalidation hangs: no newer result will come
+        await asyncio.sleep(0.06)
+        assert await monitor.aready("alpha") is True  # known and not stale yet
+        await wait_until(lambda: monitor.is_stale("alpha"))
+        assert await asyncio.wait_for(monitor.aready("alpha"), 5.0) is False
+        assert await asyncio.wait_for(monitor.aserver_ready(), 5.0) is False
+        assert monitor.status("alpha") is Status.UNKNOWN
+        assert monitor.stats().ready == 0
+        # Still one revalidation in flight: staleness costs the predictor nothing more.
+        assert predictor.requests["/v2/models/alpha/ready"] == 2
+    finally:
+        await monitor.aclose()
 
 
 async def test_asgi_readiness_answers_from_memory_while_the_predictor_hangs(
