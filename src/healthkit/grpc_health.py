@@ -33,11 +33,14 @@ from grpc_health.v1 import health_pb2
 from ._healthkit import HealthReport
 from ._result import CheckResult
 from ._status import Status, worst_status
+from ._watchdog import Liveness, LivenessReport
 
 __all__ = [
     "HEALTH_SERVICE",
     "BoardChange",
     "HealthServicer",
+    "Liveness",
+    "LivenessReport",
     "StatusBoard",
     "StatusSource",
     "serving_status",
@@ -47,6 +50,9 @@ log = logging.getLogger("healthkit")
 
 #: The gRPC service this servicer implements.
 HEALTH_SERVICE = "grpc.health.v1.Health"
+
+#: Seconds between two looks at liveness for a ``Watch`` of the liveness service.
+_LIVENESS_POLL = 1.0
 
 _Serving = health_pb2.HealthCheckResponse
 
@@ -162,13 +168,28 @@ class HealthServicer:
     * ``Watch(service)``: the current status at once, then every change. An unknown
       model gets SERVICE_UNKNOWN and the stream stays open until it appears.
     * ``List``: every model and ``""`` (when grpcio-health-checking knows the call).
+    * With ``liveness`` (a :class:`Liveness` over the monitor), service
+      ``liveness_service`` (``"liveness"``) is the checker's own liveness: SERVING
+      while it can do its job, NOT_SERVING when the monitor is not running, the
+      event loop stalled or no check completes (see ``docs/reliability.md``). It
+      takes precedence over a model of the same name. The first call starts the
+      liveness watchdog; it stops when the monitor closes.
 
     :meth:`enter_graceful_shutdown` turns every service NOT_SERVING, tells the
     watchers and ends their streams, so ``server.stop(grace)`` is not held up by them.
     """
 
-    def __init__(self, source: StatusSource) -> None:
+    def __init__(
+        self,
+        source: StatusSource,
+        *,
+        liveness: Liveness | None = None,
+        liveness_service: str = "liveness",
+    ) -> None:
         self._source = source
+        #: The checker's own liveness, answered as service ``liveness_service``.
+        self._liveness = liveness
+        self._liveness_service = liveness_service
         self._shutting_down = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeups: set[asyncio.Event] = set()
@@ -217,6 +238,11 @@ class HealthServicer:
 
     def status_of(self, service: str) -> int | None:
         """The serving status of ``service`` now, or ``None`` for an unknown one."""
+        if self._liveness is not None and service == self._liveness_service:
+            if self._shutting_down:
+                return int(_Serving.NOT_SERVING)
+            live = self._liveness.check(details=False).live
+            return int(_Serving.SERVING if live else _Serving.NOT_SERVING)
         models = list(self._source.models)
         if service == "":
             statuses = []
@@ -240,6 +266,8 @@ class HealthServicer:
     # -- RPCs -------------------------------------------------------------------------
 
     async def Check(self, request: Any, context: Any) -> Any:
+        if self._liveness is not None:
+            await self._liveness.start()
         status = self.status_of(request.service)
         if status is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown service {request.service!r}")
@@ -247,7 +275,8 @@ class HealthServicer:
 
     async def List(self, request: Any, context: Any) -> Any:
         statuses = {}
-        for service in ["", *self._source.models]:
+        extra = [self._liveness_service] if self._liveness is not None else []
+        for service in ["", *self._source.models, *extra]:
             status = self.status_of(service)
             if status is not None:
                 statuses[service] = health_pb2.HealthCheckResponse(status=status)
@@ -255,6 +284,8 @@ class HealthServicer:
 
     async def Watch(self, request: Any, context: Any) -> AsyncIterator[Any]:
         self._loop = asyncio.get_running_loop()
+        if self._liveness is not None:
+            await self._liveness.start()
         wakeup = asyncio.Event()
         self._wakeups.add(wakeup)
         last: int | None = None
@@ -269,7 +300,12 @@ class HealthServicer:
                     last = status
                 if self._shutting_down:
                     return
-                await wakeup.wait()
+                if request.service == self._liveness_service and self._liveness is not None:
+                    # Liveness changes without an event (a stall, no progress): look again soon.
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(wakeup.wait(), _LIVENESS_POLL)
+                else:
+                    await wakeup.wait()
         finally:
             self._wakeups.discard(wakeup)
 

@@ -32,6 +32,8 @@ def create_app(
     show_details: ShowDetails = "never",
     max_in_flight: int = 64,
     manage_monitor: bool = True,
+    stall_limit: float | None = 5.0,
+    progress_periods: float | None = 3.0,
 ) -> Starlette:
     """A Starlette app answering health, readiness and metrics from ``source``'s monitor.
 
@@ -40,6 +42,13 @@ def create_app(
     app's lifespan starts the monitor and closes it (and its kit) at shutdown;
     mounted inside another app, whose lifespan does not reach sub-apps, the
     monitor starts on the first request and the host closes it.
+
+    ``/livez`` is the checker's own liveness: 503 with a reason when the monitor
+    is not running, when the event loop was blocked longer than ``stall_limit``
+    seconds (a watchdog thread outside the loop notices it and logs the check
+    that ran; ``None`` turns it off), or when probes are due and no check has
+    completed for ``progress_periods`` x (the shortest period + its deadline)
+    (``None`` turns that off). The lifespan starts and stops the watchdog thread.
     """
     from ._app import create_app as impl
 
@@ -48,6 +57,8 @@ def create_app(
         show_details=show_details,
         max_in_flight=max_in_flight,
         manage_monitor=manage_monitor,
+        stall_limit=stall_limit,
+        progress_periods=progress_periods,
     )
 
 

@@ -30,6 +30,7 @@ from .._metrics import CONTENT_TYPE, MonitorMetrics
 from .._monitor import Monitor
 from .._redact import Redactor
 from .._status import Status, worst_status
+from .._watchdog import DEFAULT_PROGRESS_PERIODS, DEFAULT_STALL_LIMIT, Liveness
 from . import ShowDetails
 
 __all__ = ["create_app", "create_router"]
@@ -63,10 +64,13 @@ def _never_500(handler: Endpoint) -> Endpoint:
 
 
 class _Handlers:
-    def __init__(self, monitor: Monitor, show_details: ShowDetails) -> None:
+    def __init__(
+        self, monitor: Monitor, show_details: ShowDetails, liveness: Liveness | None = None
+    ) -> None:
         if show_details not in ("never", "always"):
             raise ValueError(f"show_details must be 'never' or 'always', got {show_details!r}")
         self.monitor = monitor
+        self.liveness = liveness if liveness is not None else Liveness(monitor)
         self.show_details = show_details
         self.metrics = MonitorMetrics(monitor)
         self._redactor: tuple[ServerConfig, Redactor] | None = None
@@ -80,6 +84,7 @@ class _Handlers:
     async def _started(self) -> Monitor:
         # Idempotent; covers a router mounted in a host whose lifespan never starts us.
         await self.monitor.start()
+        await self.liveness.start()
         return self.monitor
 
     async def model_ready(self, name: str, version: str | None) -> bool | Response:
@@ -102,8 +107,11 @@ class _Handlers:
     # -- endpoints ----------------------------------------------------------------------
 
     async def livez(self, request: Request) -> Response:
-        live = (await self._started()).is_live()
-        return _json({"live": live}, live)
+        # The checker's own liveness: running, loop not stalled, checks completing.
+        if not self.monitor.closed:
+            await self._started()
+        report = self.liveness.check(details=self.show_details == "always")
+        return _json(report.to_dict(), report.live)
 
     async def readyz(self, request: Request) -> Response:
         # From memory (a model without a result yet is not ready); results older
@@ -131,9 +139,10 @@ class _Handlers:
         names = monitor.models
         ready = monitor.server_ready()
         status = worst_status(monitor.status(n) for n in names) if names else Status.HEALTHY
-        if not monitor.is_live():
+        live = self.liveness.check(details=False).live  # the same answer as /livez
+        if not live:
             status = Status.UNHEALTHY
-        body: dict[str, Any] = {"status": status.value, "live": monitor.is_live(), "ready": ready}
+        body: dict[str, Any] = {"status": status.value, "live": live, "ready": ready}
         if self.show_details == "always":
             redact = self._redactor_for(monitor.kit.config)
             models: dict[str, Any] = {}
@@ -175,24 +184,31 @@ def create_app(
     show_details: ShowDetails = "never",
     max_in_flight: int = 64,
     manage_monitor: bool = True,
+    stall_limit: float | None = DEFAULT_STALL_LIMIT,
+    progress_periods: float | None = DEFAULT_PROGRESS_PERIODS,
 ) -> Starlette:
     monitor = (
         source if isinstance(source, Monitor) else Monitor(source, max_in_flight=max_in_flight)
     )
-    handlers = _Handlers(monitor, show_details)
+    liveness = Liveness(monitor, stall_limit=stall_limit, progress_periods=progress_periods)
+    handlers = _Handlers(monitor, show_details, liveness)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if manage_monitor:
             await monitor.start()
+        # The watchdog thread lives exactly as long as the app serves.
+        await liveness.start()
         try:
             yield
         finally:
+            await liveness.aclose()
             if manage_monitor:
                 await monitor.aclose()
 
     app = Starlette(routes=handlers.routes(), lifespan=lifespan)
     app.state.monitor = monitor
+    app.state.liveness = liveness
     return app
 
 
