@@ -404,6 +404,7 @@ class Monitor:
         self._check_hooks: list[CheckHook] = []
         self._check_listeners: list[CheckListener] = []
         self._last_progress = -math.inf
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._cache: dict[_Key, _Cached] = {}
         self._inflight: dict[_Key, asyncio.Future[CheckResult]] = {}
         self._batch_capable: dict[int, bool] = {}
@@ -439,7 +440,8 @@ class Monitor:
             return
         await self._kit.astart()
         self._started = True
-        now = asyncio.get_running_loop().time()
+        self._loop = asyncio.get_running_loop()
+        now = self._loop.time()
         self._last_progress = now
         for st in self._states.values():
             self._schedule(st, now + self._first_delay(st.settings))
@@ -623,12 +625,21 @@ class Monitor:
         return self._last_progress
 
     def overdue(self) -> int:
-        """How many models' probes are due more than one period late and not yet running."""
-        if not self._started or self._closed:
+        """How many models' probes are due more than one period late and not yet running.
+
+        Safe to call from a watchdog thread while the loop is stuck (it reads the
+        loop's clock, not the running loop); from the loop it is exact.
+        """
+        loop = self._loop
+        if not self._started or self._closed or loop is None:
             return 0
-        now = asyncio.get_running_loop().time()
+        now = loop.time()
         late = 0
-        for st in self._states.values():
+        try:
+            states = list(self._states.values())
+        except RuntimeError:  # changed size under a watchdog thread: count next time
+            return 0
+        for st in states:
             # A probe queued behind the budget is still late; a running one is not.
             wanted = st.wanted if st.probing and st.key in self._queued_keys else st.due
             if now - wanted > st.settings.period:
