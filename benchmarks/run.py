@@ -12,6 +12,7 @@ Sections (see docs/performance.md for what each one measures and why):
 * sweep      1,000 models on a loopback predictor: healthkit vs raw httpx at the same
              concurrency; per-model requests vs one batched repository index.
 * scheduler  10,000 models at a 10 s period for 30 s: CPU used and probe lateness.
+* config     loading a 10,000-model TOML file vs tomllib parsing it alone.
 
 Every server runs in its own process (the predictor, ``healthkit serve``, the
 baseline); the load generator is a bare asyncio HTTP/1.1 client, because
@@ -41,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve()
-SECTIONS = ("burst", "dedupe", "sweep", "scheduler")
+SECTIONS = ("burst", "dedupe", "sweep", "scheduler", "config")
 
 # -- helpers ----------------------------------------------------------------------------
 
@@ -779,6 +780,59 @@ def scheduler_main(models: int, period: float, duration: float) -> None:
 # -- main ------------------------------------------------------------------------------------------
 
 
+def run_config_load(quick: bool) -> dict[str, Any]:
+    """Loading a 10,000-model TOML file vs parsing it with ``tomllib`` alone (target <= 10x).
+
+    Two files: 10,000 models over 10 configs (equal tables parse once), and 10,000
+    models that each point at their own host (every table parses on its own).
+    """
+    import tomllib
+
+    from healthkit import StrategyRegistry, load_config
+
+    models = 2_000 if quick else 10_000
+    head = (
+        '[defaults.health_check]\nstrategy = "http"\nbase_url = "http://127.0.0.1:8080"\n'
+        'headers = {Authorization = "Bearer benchmark"}\n'
+    )
+    files = {
+        "10 configs": head
+        + "".join(
+            f'[models.m{i}.health_check]\nbase_url = "http://h{i % 10}:8080"\ntimeout = 2\n'
+            for i in range(models)
+        ),
+        "all distinct": head
+        + "".join(
+            f'[models.m{i}.health_check]\nbase_url = "http://h{i}:8080"\ntimeout = 2\n'
+            for i in range(models)
+        ),
+    }
+    registry = StrategyRegistry()
+    out: dict[str, Any] = {"models": models}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, text in files.items():
+            path = Path(tmp) / "config.toml"
+            path.write_text(text)
+            parse, load = [], []
+            for _ in range(3):
+                start = time.perf_counter()
+                tomllib.loads(text)
+                parse.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                load_config(path, registry=registry)
+                load.append(time.perf_counter() - start)
+            ratio = min(load) / min(parse)
+            out[name] = {"tomllib": min(parse), "load_config": min(load), "ratio": ratio}
+            rows.append([name, ms(min(parse)), ms(min(load)), f"{ratio:.1f}x"])
+    table(
+        f"config load: {models:,} models (best of 3; load_config includes the TOML parse)",
+        ["file", "tomllib.loads", "load_config", "ratio (target <= 10x)"],
+        rows,
+    )
+    return out
+
+
 def summary(results: dict[str, Any]) -> None:
     rows: list[list[object]] = []
 
@@ -834,6 +888,9 @@ def summary(results: dict[str, Any]) -> None:
         c = results["scheduler"]
         check("scheduler CPU", f"{c['cpu'] * 100:.1f} %", "< 25 % of one core", c["cpu"] < 0.25)
         check("scheduler p99 lateness", ms(c["p99"]), "< 100 ms", c["p99"] < 0.1)
+    if "config" in results:
+        worst = max(v["ratio"] for v in results["config"].values() if isinstance(v, dict))
+        check("config load vs tomllib", f"{worst:.1f}x (worst file)", "<= 10x", worst <= 10)
     table("summary", ["figure", "measured", "target", ""], rows)
 
 
@@ -884,6 +941,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             results["sweep"] = run_sweep(opts.quick)
         elif section == "scheduler":
             results["scheduler"] = run_scheduler(opts.quick)
+        elif section == "config":
+            results["config"] = run_config_load(opts.quick)
     summary(results)
     if opts.json:
         opts.json.write_text(json.dumps(results, indent=2, default=str))
