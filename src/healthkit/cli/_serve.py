@@ -2,16 +2,101 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
+import logging
+import signal
 import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
 
 import click
 
+from .._config import load_config
+from .._errors import ConfigError
 from .._healthkit import HealthKit
+from .._monitor import Monitor
 from .._registry import StrategyRegistry
+from .._watchdog import DEFAULT_PROGRESS_PERIODS, DEFAULT_STALL_LIMIT
 from ._output import EXIT_ERROR, MonitoringCommand, fail, load_or_exit
 
 __all__ = ["serve"]
+
+log = logging.getLogger("healthkit.serve")
+
+
+class _Reloader:
+    """SIGHUP: load CONFIG again and switch the monitor to it, changing only what changed.
+
+    A config that does not load leaves the running one in place; every issue is
+    logged with its path. Reloads run one at a time; a SIGHUP during one runs
+    another after it (the file may have changed again).
+    """
+
+    def __init__(self, path: str, registry: StrategyRegistry, monitor: Monitor) -> None:
+        self.path = path
+        self.registry = registry
+        self.monitor = monitor
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+
+    def request(self) -> None:
+        """Called in the loop by the SIGHUP handler."""
+        if self._task is not None and not self._task.done():
+            self._again = True
+            return
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name="healthkit config reload"
+        )
+
+    async def _run(self) -> None:
+        while True:
+            self._again = False
+            await self.reload()
+            if not self._again:
+                return
+
+    async def reload(self) -> None:
+        log.info("SIGHUP: reloading %s", self.path)
+        try:
+            config = load_config(self.path, registry=self.registry)
+        except ConfigError as exc:
+            source = exc.source or self.path
+            log.error(
+                "reload of %s failed, the running config stays in place (%d error%s):",
+                source,
+                len(exc.issues),
+                "" if len(exc.issues) == 1 else "s",
+            )
+            for issue in exc.issues:
+                log.error("  %s", issue)
+            return
+        except Exception as exc:  # never let a reload take the server down
+            log.error("reload of %s failed, the running config stays in place: %s", self.path, exc)
+            return
+        try:
+            plan = await self.monitor.areload(config)
+        except Exception as exc:
+            log.error("reload of %s failed, the running config stays in place: %s", self.path, exc)
+            return
+        parts = [
+            f"{label}: {', '.join(names)}" if names else f"{label}: none"
+            for label, names in (
+                ("added", plan.added),
+                ("changed", plan.changed),
+                ("removed", plan.removed),
+            )
+        ]
+        log.info(
+            "reloaded %s: %s; %d unchanged; %d instance(s) created, %d closed",
+            self.path,
+            "; ".join(parts),
+            len(plan.unchanged),
+            plan.instances_created,
+            plan.instances_closed,
+        )
 
 
 @click.command(cls=MonitoringCommand)
@@ -39,13 +124,35 @@ __all__ = ["serve"]
     help="Upstream checks allowed at once, across all models.",
 )
 @click.option(
+    "--stall-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_STALL_LIMIT,
+    show_default=True,
+    help="Seconds the event loop may be blocked before /livez turns 503.",
+)
+@click.option(
+    "--progress-periods",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_PROGRESS_PERIODS,
+    show_default=True,
+    help="/livez turns 503 when probes are due and no check completed for this many"
+    " times (the shortest period + its deadline).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     default="info",
     show_default=True,
 )
 def serve(
-    config: str, host: str, port: int, show_details: str, max_in_flight: int, log_level: str
+    config: str,
+    host: str,
+    port: int,
+    show_details: str,
+    max_in_flight: int,
+    stall_limit: float,
+    progress_periods: float,
+    log_level: str,
 ) -> None:
     """Serve health, readiness and metrics for every model in CONFIG.
 
@@ -53,6 +160,10 @@ def serve(
     /v2/models/{name}/ready, /v1/models/{name}, /health and /metrics. Readiness
     comes from background probes (each model's period, thresholds and timeout),
     so a burst of requests costs the upstream nothing.
+
+    SIGTERM or Ctrl-C: graceful shutdown, exit 0. SIGHUP: reload CONFIG; only
+    models whose config changed are touched, and a config with errors is logged
+    and ignored (the running one stays). Logs go to stderr, the banner to stdout.
     """
     try:
         import uvicorn
@@ -68,10 +179,47 @@ def serve(
         kit,
         show_details="always" if show_details == "always" else "never",
         max_in_flight=max_in_flight,
+        stall_limit=stall_limit,
+        progress_periods=progress_periods,
     )
+    reloader = _Reloader(config, registry, app.state.monitor)
 
     class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn re-raises SIGTERM after its graceful shutdown, so the process
+            # dies of it (exit 143) although it shut down cleanly: handle it here,
+            # and SIGHUP (reload) too, whose default action would kill the server.
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            handlers: dict[int, Any] = {
+                signal.SIGINT: self.handle_exit,
+                signal.SIGTERM: self.handle_exit,
+            }
+            hangup = getattr(signal, "SIGHUP", None)  # POSIX only
+            if hangup is not None:
+                handlers[hangup] = self._hangup
+            original = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
+
+        def _hangup(self, sig: int, frame: object) -> None:
+            # A signal handler runs between two bytecodes of the main thread, which is
+            # the loop's: hand the reload to the loop rather than run it here.
+            loop = self._loop
+            if loop is None or not self.started or self.should_exit:
+                log.warning("SIGHUP ignored: the server is not serving (starting or stopping)")
+                return
+            loop.call_soon_threadsafe(reloader.request)
+
+        _loop: asyncio.AbstractEventLoop | None = None
+
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            self._loop = asyncio.get_running_loop()
             await super().startup(sockets=sockets)
             if self.started:
                 # The bound port, for --port 0 (uvicorn logs the one asked for).
@@ -83,8 +231,12 @@ def serve(
                             f" on http://{bound_host}:{bound_port}"
                         )
 
-    # healthkit's own records (transitions, failing listeners) go where uvicorn's do.
+    # healthkit's own records (transitions, failing listeners) go where uvicorn's do,
+    # and every log, uvicorn's access log included, goes to stderr: stdout has the banner.
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    for handler in log_config["handlers"].values():
+        if handler.get("stream") == "ext://sys.stdout":
+            handler["stream"] = "ext://sys.stderr"
     log_config["loggers"]["healthkit"] = {
         "handlers": ["default"],
         "level": log_level.upper(),
@@ -102,11 +254,7 @@ def serve(
             access_log=log_level == "debug",
         )
     )
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        # uvicorn shut down gracefully, then re-raised the Ctrl-C it captured.
-        return
+    server.run()  # SIGINT and SIGTERM end it after a graceful shutdown
     if not server.started:
         # Startup failed (the port is taken, or a strategy could not be created); uvicorn said why.
         raise click.exceptions.Exit(EXIT_ERROR)
