@@ -141,7 +141,7 @@ def _read_source(source: str | os.PathLike[str]) -> Any:
                     [ConfigIssue("", "YAML configs need PyYAML: pip install 'healthkit[yaml]'")],
                     source=str(path),
                 ) from None
-            return yaml.safe_load(text)
+            return _load_yaml(yaml, text)
     except ConfigError:
         raise
     except RecursionError:
@@ -152,6 +152,35 @@ def _read_source(source: str | os.PathLike[str]) -> Any:
         raise ConfigError([ConfigIssue("", message)], source=str(path)) from None
     message = f"unsupported config file type {suffix!r}; use .toml, .json, .yaml or .yml"
     raise ConfigError([ConfigIssue("", message)], source=str(path))
+
+
+def _load_yaml(yaml: Any, text: str) -> Any:
+    """``yaml.safe_load`` that stops at ``MAX_DEPTH`` levels instead of recursing on.
+
+    PyYAML composes recursively: a few KB of ``[[[[...`` would otherwise cost
+    seconds of scanning before Python's recursion limit ends it.
+    """
+
+    class Loader(yaml.SafeLoader):  # type: ignore[misc]
+        _depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            self._depth += 1
+            try:
+                if self._depth > MAX_DEPTH:
+                    mark = self.peek_event().start_mark
+                    raise yaml.composer.ComposerError(
+                        None, None, f"nested deeper than {MAX_DEPTH} levels", mark
+                    )
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
+    loader = Loader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def _parse_error(exc: Exception) -> str:
