@@ -20,8 +20,10 @@ import httpx
 import pytest
 
 from _http_fault_server import FaultServer
-from healthkit import StrategyRegistry, Target, parse_spec
+from _monitor_support import http_config
+from healthkit import HealthKit, Monitor, StrategyRegistry, Target, parse_spec
 from healthkit._guard import guarded_check
+from healthkit._metrics import MonitorMetrics
 from healthkit.strategies.http import HttpStrategy
 
 
@@ -134,3 +136,22 @@ async def _wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None
     while not predicate():
         assert loop.time() < end, "condition not met in time"
         await asyncio.sleep(0.01)
+
+
+async def test_rebuilds_are_exported_as_a_prometheus_counter(server: FaultServer) -> None:
+    config = http_config(server.url, ["m0", "m1"], timeout=0.5, period=60.0, initial_delay=60.0)
+    kit = HealthKit.from_config(config)
+    monitor = Monitor(kit)
+    try:
+        await monitor.start()
+        metrics = MonitorMetrics(monitor)
+        assert 'healthkit_client_rebuilds_total{strategy="http"} 0.0' in metrics.render().decode()
+        instance = kit.resolver.get("m0")
+        assert isinstance(instance, HttpStrategy)
+        server.set_mode("slow")
+        await _jam(instance.client, size=instance.config.max_connections)
+        server.set_mode("healthy")
+        assert (await monitor.acheck("m1")).status.value == "healthy"
+        assert 'healthkit_client_rebuilds_total{strategy="http"} 1.0' in metrics.render().decode()
+    finally:
+        await monitor.aclose()

@@ -14,6 +14,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from ._monitor import Monitor, Transition
+from ._resolver import Resolver
 
 __all__ = ["CONTENT_TYPE", "MonitorMetrics"]
 
@@ -51,6 +52,7 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily(
             "healthkit_resolver_models", "Models held by the resolver.", value=resolver.models
         )
+        yield _client_rebuilds(monitor.kit.resolver)
         stats = monitor.stats()
         yield GaugeMetricFamily(
             "healthkit_checks_in_flight", "Upstream checks running now.", value=stats.in_flight
@@ -75,6 +77,40 @@ class _StateCollector(Collector):
             "Checks cut by the monitor's deadline.",
             value=stats.timeouts,
         )
+
+
+def _client_rebuilds(resolver: Resolver) -> CounterMetricFamily:
+    """``client_rebuilds`` summed per strategy over the resolver's live instances.
+
+    Duck-typed: any strategy (a plugin's too) that keeps an int ``client_rebuilds``
+    is counted; composite children are reached through their parents' children.
+    """
+    family = CounterMetricFamily(
+        "healthkit_client_rebuilds",
+        "Clients replaced because their connection pool was starved (see docs/reliability.md).",
+        labels=["strategy"],
+    )
+    totals: dict[str, int] = {}
+    seen: set[int] = set()
+    todo: list[tuple[str, object]] = []
+    for holder in resolver.holders():
+        try:
+            todo.append((resolver.spec_of(holder).strategy, resolver.get(holder)))
+        except KeyError:  # released while we looked
+            continue
+    while todo:
+        name, instance = todo.pop()
+        if id(instance) in seen:
+            continue
+        seen.add(id(instance))
+        count = getattr(instance, "client_rebuilds", None)
+        if isinstance(count, int) and not isinstance(count, bool):
+            totals[name] = totals.get(name, 0) + count
+        for child in getattr(instance, "_children", ()) or ():
+            todo.append((str(getattr(child, "name", type(child).__name__)), child))
+    for name, count in sorted(totals.items()):
+        family.add_metric([name], float(count))
+    return family
 
 
 class MonitorMetrics:
