@@ -894,6 +894,10 @@ def _errno_in(exc: BaseException, *codes: int) -> bool:
     return any(isinstance(e, OSError) and e.errno in codes for e in _chain(exc))
 
 
+#: How getaddrinfo says a name did not resolve, when httpx kept only the message.
+_DNS_WORDS = ("name or service not known", "name resolution", "nodename nor servname")
+
+
 def _failure_words(exc: BaseException) -> str:
     """Say in words what went wrong with a request that got no HTTP answer."""
     message = _message(exc)
@@ -902,7 +906,9 @@ def _failure_words(exc: BaseException) -> str:
             return f"TLS error: {_tls_words(exc)}"
         if _errno_in(exc, errno.ECONNREFUSED) or "refused" in message.lower():
             return "connection failed: connection refused"
-        if any(isinstance(e, socket.gaierror) for e in _chain(exc)) or "name" in message.lower():
+        if any(isinstance(e, socket.gaierror) for e in _chain(exc)) or any(
+            words in message.lower() for words in _DNS_WORDS
+        ):
             return f"connection failed: DNS name not resolved ({message})"
         if _errno_in(exc, errno.ECONNRESET):
             return "connection failed: connection reset by peer"
