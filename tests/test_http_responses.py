@@ -344,3 +344,14 @@ async def test_dot_models_never_become_dot_segments_on_the_wire(
     assert strategy.path_for(target) == path
     await strategy.acheck(target)
     assert server.received[-1].path == "/prefix" + path
+
+
+async def test_a_redirect_in_the_expected_statuses_is_still_healthy(
+    make: Make, server: FaultServer
+) -> None:
+    server.reply = _answer(302, Location="/login")
+    strategy = make(
+        base_url=server.url, protocol="generic", path="/s", expected_status=["2xx", "3xx"]
+    )
+    result = await strategy.acheck(Target(model="m"))
+    assert (result.status.value, result.detail) == ("healthy", "HTTP 302")

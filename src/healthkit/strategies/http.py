@@ -751,10 +751,10 @@ class HttpStrategy:
     def _interpret(self, target: Target, reply: _Reply) -> CheckResult:
         code = reply.status_code
         protocol = self.config.protocol
-        if 300 <= code < 400 and "location" in reply.headers:
-            return self._result(target, Status.UNHEALTHY, _redirect(reply))
         if protocol == "generic":
             return self._interpret_generic(target, reply)
+        if 300 <= code < 400 and "location" in reply.headers:
+            return self._result(target, Status.UNHEALTHY, _redirect(reply))
         if code == 404:
             what = "server" if target.model is None else f"model {target}"
             return self._result(target, Status.UNHEALTHY, f"{what} not found (HTTP 404)")
@@ -798,6 +798,8 @@ class HttpStrategy:
             return self._result(target, status, f"HTTP {code}, {cfg.json_field}={_excerpt(value)}")
         if _in_ranges(code, cfg.degraded_status):
             return self._result(target, Status.DEGRADED, f"degraded (HTTP {code})")
+        if 300 <= code < 400 and "location" in reply.headers:
+            return self._result(target, Status.UNHEALTHY, _redirect(reply))
         return self._result(target, Status.UNHEALTHY, f"unexpected HTTP {code}")
 
     def _json(self, reply: _Reply) -> tuple[Any, str | None]:
