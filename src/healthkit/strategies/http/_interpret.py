@@ -1,0 +1,120 @@
+"""What an upstream's answer means: a status and a detail for the checked target."""
+
+from __future__ import annotations
+
+import json as _jsonlib
+from typing import Any
+
+from ..._result import CheckResult, Target
+from ..._status import Status
+from ...toolkit import ResultBuilder
+from ._config import HttpConfig
+from ._pool import Reply
+from ._words import EXCERPT, cut, excerpt, redirect
+
+__all__ = ["index_result", "interpret", "read_json"]
+
+
+def interpret(
+    results: ResultBuilder, config: HttpConfig, target: Target, reply: Reply
+) -> CheckResult:
+    code = reply.status_code
+    protocol = config.protocol
+    if protocol == "generic":
+        return _interpret_generic(results, config, target, reply)
+    if 300 <= code < 400 and "location" in reply.headers:
+        return results(target, Status.UNHEALTHY, redirect(reply))
+    if code == 404:
+        what = "server" if target.model is None else f"model {target}"
+        return results(target, Status.UNHEALTHY, f"{what} not found (HTTP 404)")
+    if code >= 500 and code != 503:
+        return results(target, Status.UNHEALTHY, f"server error (HTTP {code})")
+    if code == 503:
+        return results(target, Status.UNHEALTHY, f"not ready (HTTP {code})")
+    if code != 200:
+        return results(target, Status.UNHEALTHY, f"unexpected HTTP {code}")
+    if protocol == "v2" or target.model is None:
+        return results(target, Status.HEALTHY, "ready (HTTP 200)")
+    body, problem = read_json(config, reply)
+    if problem is not None:
+        return results(target, Status.UNHEALTHY, problem)
+    if not isinstance(body, dict) or "ready" not in body:
+        return results(target, Status.UNHEALTHY, "body has no 'ready' field")
+    ready = body["ready"]
+    if ready is True or (isinstance(ready, str) and ready.lower() == "true"):
+        return results(target, Status.HEALTHY, "ready (HTTP 200)")
+    return results(target, Status.UNHEALTHY, f"not ready (ready={excerpt(ready)})")
+
+
+def _interpret_generic(
+    results: ResultBuilder, cfg: HttpConfig, target: Target, reply: Reply
+) -> CheckResult:
+    code = reply.status_code
+    if _in_ranges(code, cfg.expected_status):
+        if cfg.json_field is None:
+            return results(target, Status.HEALTHY, f"HTTP {code}")
+        body, problem = read_json(cfg, reply)
+        if problem is not None:
+            return results(target, Status.UNHEALTHY, problem)
+        found, value = _dig(body, cfg.json_field)
+        if not found:
+            return results(target, Status.UNHEALTHY, f"body has no {cfg.json_field!r} field")
+        status = (
+            Status.HEALTHY
+            if value is True or (value and not isinstance(value, bool))
+            else Status.UNHEALTHY
+        )
+        return results(target, status, f"HTTP {code}, {cfg.json_field}={excerpt(value)}")
+    if _in_ranges(code, cfg.degraded_status):
+        return results(target, Status.DEGRADED, f"degraded (HTTP {code})")
+    if 300 <= code < 400 and "location" in reply.headers:
+        return results(target, Status.UNHEALTHY, redirect(reply))
+    return results(target, Status.UNHEALTHY, f"unexpected HTTP {code}")
+
+
+def read_json(config: HttpConfig, reply: Reply) -> tuple[Any, str | None]:
+    """The body as JSON, or why it cannot be had (too large, not JSON)."""
+    if reply.oversize:
+        return None, (
+            f"body larger than {config.max_body_bytes} bytes (max_body_bytes), "
+            f"not read (HTTP {reply.status_code})"
+        )
+    try:
+        return _jsonlib.loads(reply.body or b""), None
+    except ValueError:
+        return None, f"body is not JSON (HTTP {reply.status_code})"
+
+
+def index_result(
+    results: ResultBuilder, target: Target, entries: list[dict[str, Any]]
+) -> CheckResult:
+    """``target``'s result from the repository index entries of its name."""
+    if target.version is not None:
+        entries = [e for e in entries if str(e.get("version")) == target.version]
+    if not entries:
+        return results(target, Status.UNHEALTHY, f"model {target} not in repository index")
+    for entry in entries:
+        if str(entry.get("state", "")).upper() == "READY":
+            return results(target, Status.HEALTHY, "READY in repository index")
+    entry = entries[0]
+    reason = entry.get("reason") or ""
+    detail = f"state {cut(str(entry.get('state')), EXCERPT)} in repository index"
+    if reason:
+        detail += f": {cut(str(reason), EXCERPT)}"
+    return results(target, Status.UNHEALTHY, detail)
+
+
+def _in_ranges(code: int, ranges: tuple[tuple[int, int], ...]) -> bool:
+    return any(lo <= code <= hi for lo, hi in ranges)
+
+
+def _dig(body: Any, dotted: str) -> tuple[bool, Any]:
+    node = body
+    for part in dotted.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False, None
+    return True, node

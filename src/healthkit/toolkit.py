@@ -1,0 +1,305 @@
+"""Building blocks for strategy authors: results, retries, TLS contexts, the declared deadline.
+
+The built-in strategies and the bundled plugins use these; a plugin may too
+(plugins must not import healthkit's private modules). Each piece is small and
+does one thing:
+
+- :class:`ResultBuilder` turns (target, status, detail, exception) into a
+  :class:`~healthkit.CheckResult` carrying the strategy's name, optionally
+  masking secrets an upstream echoed back;
+- :func:`retrying` is the retry policy of one check on tenacity (exponential
+  backoff from ``backoff`` up to ``backoff_max``, plus up to ``backoff`` of
+  jitter), and :func:`retry_deadline` the matching ``check_deadline`` (see
+  :class:`~healthkit.DeadlineConfig`), so the monitor's hard cap covers every
+  attempt and pause;
+- :func:`tls_context` builds an ``ssl.SSLContext`` once per distinct set of TLS
+  settings and shares it between instances (a context with the system's CAs
+  costs tens of milliseconds and most of a megabyte); :func:`no_tls_context`
+  is the shared stand-in for a client that never speaks TLS;
+- :func:`http_client` is an ``httpx.AsyncClient`` set up as healthkit's own
+  strategies use theirs (one pool, no redirects, nothing from the environment).
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+from ._result import CheckResult, ErrorInfo, Target
+from ._status import Status
+from ._url import SecretUrl
+
+if TYPE_CHECKING:
+    import httpx
+    import tenacity
+
+__all__ = [
+    "ResultBuilder",
+    "RetrySettings",
+    "http_client",
+    "no_tls_context",
+    "retry_deadline",
+    "retrying",
+    "tls_context",
+]
+
+
+# -- results -------------------------------------------------------------------------------
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@attrs.frozen
+class ResultBuilder:
+    """Makes the results of one strategy: ``results(target, status, detail, error)``.
+
+    ``error`` is an exception (it becomes an :class:`~healthkit.ErrorInfo` of its
+    type and message) or an ``ErrorInfo`` taken as it is. ``scrub``, when given,
+    is applied to the detail and the error message (say, to mask a token an
+    upstream echoed back); ``error_limit`` cuts long error messages.
+    """
+
+    #: The strategy's name, as every result reports it.
+    strategy: str
+    scrub: Callable[[str], str] | None = attrs.field(default=None, kw_only=True)
+    error_limit: int | None = attrs.field(default=None, kw_only=True)
+
+    def __call__(
+        self,
+        target: Target,
+        status: Status,
+        detail: str,
+        error: BaseException | ErrorInfo | None = None,
+        *,
+        error_type: str | None = None,
+    ) -> CheckResult:
+        """A result; ``error_type`` replaces the error's type name (``"TimeoutError"``, say)."""
+        info = ErrorInfo.from_exception(error) if isinstance(error, BaseException) else error
+        if info is not None:
+            message = info.message
+            if self.error_limit is not None:
+                message = _cut(message, self.error_limit)
+            if self.scrub is not None:
+                message = self.scrub(message)
+            if message != info.message or error_type is not None:
+                info = ErrorInfo(type=error_type or info.type, message=message)
+        return CheckResult(
+            status=status,
+            strategy=self.strategy,
+            target=target,
+            detail=detail if self.scrub is None else self.scrub(detail),
+            error=info,
+        )
+
+
+# -- retries ---------------------------------------------------------------------------------
+
+
+class RetrySettings(Protocol):
+    """The retry fields of a config: extra attempts and the backoff between them."""
+
+    @property
+    def retries(self) -> int:
+        """Extra attempts after a retryable failure, inside one check."""
+        ...
+
+    @property
+    def backoff(self) -> float:
+        """First pause (seconds); it doubles each time, and up to this much jitter is added."""
+        ...
+
+    @property
+    def backoff_max(self) -> float:
+        """Longest pause before jitter (seconds)."""
+        ...
+
+
+def retry_deadline(settings: RetrySettings, timeout: float) -> float:
+    """What ``check_deadline(timeout)`` returns for a config retried with :func:`retrying`.
+
+    Every attempt (``timeout`` each) and the longest pause between two
+    (``backoff_max`` plus up to ``backoff`` of jitter)::
+
+        def check_deadline(self, timeout: float) -> float:
+            return retry_deadline(self, timeout)
+    """
+    pauses = (settings.backoff_max + settings.backoff) * settings.retries
+    return timeout * (settings.retries + 1) + pauses
+
+
+def retrying(
+    settings: RetrySettings,
+    *,
+    retry: type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool],
+) -> tenacity.AsyncRetrying:
+    """The attempts of one check: ``async for attempt in retrying(cfg, retry=...)``.
+
+    ``retry`` names the exception types worth another attempt, or is a predicate
+    on the exception. The last failure is re-raised as it is. Exponential backoff
+    from ``backoff`` up to ``backoff_max``, plus up to ``backoff`` of jitter,
+    built from ``wait_exponential`` + ``wait_random`` (which every supported
+    tenacity has; ``wait_exponential_jitter(initial=...)`` warns on 9.1+).
+    """
+    import tenacity  # only strategies that retry pay for it
+
+    condition: tenacity.retry_base = (
+        tenacity.retry_if_exception_type(retry)
+        if isinstance(retry, type | tuple)
+        else tenacity.retry_if_exception(retry)
+    )
+    return tenacity.AsyncRetrying(
+        stop=tenacity.stop_after_attempt(settings.retries + 1),
+        wait=tenacity.wait_exponential(multiplier=settings.backoff, max=settings.backoff_max)
+        + tenacity.wait_random(0, settings.backoff),
+        retry=condition,
+        reraise=True,
+    )
+
+
+# -- TLS -------------------------------------------------------------------------------------
+
+# Contexts by settings, held weakly: one lives as long as an instance uses it, so nothing is
+# kept for configs that are gone, and a reload after a certificate rotation (the files'
+# size/mtime/inode are in the key) builds a fresh one.
+_contexts: weakref.WeakValueDictionary[tuple[Any, ...], ssl.SSLContext] = (
+    weakref.WeakValueDictionary()
+)
+_contexts_lock = threading.Lock()
+
+
+def _file_key(path: str | None) -> tuple[Any, ...] | None:
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (path,)  # building will fail and say why; nothing is cached then
+    return (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _tls_files(ca_bundle: str | None, client_cert: str | None, client_key: str | None) -> str:
+    files = {"ca_bundle": ca_bundle, "client_cert": client_cert, "client_key": client_key}
+    return ", ".join(f"{k}={v!r}" for k, v in files.items() if v) or "system CAs"
+
+
+def _build(
+    verify: bool, ca_bundle: str | None, client_cert: str | None, client_key: str | None
+) -> ssl.SSLContext:
+    try:
+        if verify:
+            ctx = ssl.create_default_context(cafile=ca_bundle)
+        else:
+            # Nothing is verified, so no CA is loaded (loading the system's costs the most).
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if client_cert:
+            ctx.load_cert_chain(client_cert, client_key)
+    except (OSError, ssl.SSLError) as exc:
+        # ssl's own errors do not name the file ("[Errno 2] No such file or directory").
+        where = _tls_files(ca_bundle, client_cert, client_key)
+        raise ValueError(f"TLS setup failed ({where}): {exc}") from exc
+    return ctx
+
+
+def _shared(key: tuple[Any, ...], build: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    # Per thread: a client library may set options on the context at every connection
+    # (httpcore sets ALPN), which must not race with a handshake on another thread
+    # (isolation = "thread" runs instances on worker threads).
+    key = (threading.get_ident(), *key)
+    with _contexts_lock:
+        ctx = _contexts.get(key)
+    if ctx is None:
+        ctx = build()
+        with _contexts_lock:
+            ctx = _contexts.setdefault(key, ctx)
+    return ctx
+
+
+def tls_context(
+    *,
+    verify: bool = True,
+    ca_bundle: str | None = None,
+    client_cert: str | None = None,
+    client_key: str | None = None,
+) -> ssl.SSLContext:
+    """A client ``ssl.SSLContext``, shared with every caller that asks for the same settings.
+
+    ``verify`` checks the server's certificate and name against ``ca_bundle``
+    (a PEM file), else the system's CAs; ``client_cert`` (and ``client_key``
+    when the key is in another file) is presented for mutual TLS. A file that
+    cannot be read raises ``ValueError`` naming it. Treat the context as
+    read-only: others share it.
+    """
+    key = (
+        "tls",
+        verify,
+        _file_key(ca_bundle) if verify else None,
+        _file_key(client_cert),
+        _file_key(client_key),
+    )
+    return _shared(
+        key, lambda: _build(verify, ca_bundle if verify else None, client_cert, client_key)
+    )
+
+
+def _no_tls() -> ssl.SSLContext:
+    # Verifies, and trusts no CA: an https request made through it by mistake fails, loudly.
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+def no_tls_context() -> ssl.SSLContext:
+    """The shared context for a client that never speaks TLS (an ``http://`` upstream).
+
+    httpx builds a context for every client unless given one; this one costs
+    next to nothing. It trusts no CA, so an ``https`` request made through it
+    fails certificate verification rather than passing unverified.
+    """
+    return _shared(("none",), _no_tls)
+
+
+# -- HTTP clients ------------------------------------------------------------------------------
+
+
+def http_client(
+    base_url: SecretUrl,
+    *,
+    timeout: float,
+    max_connections: int = 10,
+    headers: Mapping[str, str] | None = None,
+    verify: ssl.SSLContext | None = None,
+) -> httpx.AsyncClient:
+    """The one ``httpx.AsyncClient`` of an instance, for every model that shares its config.
+
+    Credentials in ``base_url`` become basic auth; the pool holds at most
+    ``max_connections`` (all kept alive between checks); redirects are not
+    followed (a health endpoint that redirects is misconfigured, and following
+    it could ask another host); proxies and ``.netrc`` are not read from the
+    environment. ``verify`` defaults to :func:`tls_context` for an ``https``
+    URL and :func:`no_tls_context` otherwise: either way shared, not built per client.
+    """
+    import httpx  # only strategies that speak HTTP pay for it
+
+    if verify is None:
+        verify = tls_context() if base_url.url.startswith("https:") else no_tls_context()
+    auth = base_url.auth
+    return httpx.AsyncClient(
+        base_url=base_url.url,
+        timeout=httpx.Timeout(timeout),
+        verify=verify,
+        headers=headers,
+        auth=httpx.BasicAuth(*auth) if auth else None,
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
+        follow_redirects=False,
+        trust_env=False,
+    )
