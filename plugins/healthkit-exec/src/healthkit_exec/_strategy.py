@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Mapping
 
 from healthkit import CheckResult, ErrorInfo, Status, StrategyContext, Target
+from healthkit.toolkit import ResultBuilder
 
 from ._config import OUTPUT_LIMIT, ExecConfig
 
@@ -94,6 +95,7 @@ class ExecStrategy:
         self.config = config
         self._slots = asyncio.Semaphore(config.max_processes)
         self._running: set[int] = set()
+        self._result = ResultBuilder(self.name)
         forms: set[str] = set()
         for secret in config.env.values():
             forms |= _secret_forms(secret.get_secret_value())
@@ -135,13 +137,6 @@ class ExecStrategy:
         if cut:
             text += f" [output cut at {OUTPUT_LIMIT} bytes]"
         return text
-
-    def _result(
-        self, target: Target, status: Status, detail: str, error: ErrorInfo | None = None
-    ) -> CheckResult:
-        return CheckResult(
-            status=status, strategy=self.name, target=target, detail=detail, error=error
-        )
 
     # -- the check ------------------------------------------------------------------
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 
-from healthkit import CheckResult, ErrorInfo, Secret, Status, StrategyContext, Target
+from healthkit import CheckResult, Secret, Status, StrategyContext, Target
+from healthkit.toolkit import ResultBuilder, http_client, tls_context
 
 from ._config import OpenAIConfig
 
@@ -27,12 +28,6 @@ class _Failed(Exception):
         self.status = status
         self.detail = detail
         self.cause = cause
-
-
-def _verify(config: OpenAIConfig) -> ssl.SSLContext | bool:
-    if not config.verify:
-        return False
-    return ssl.create_default_context(cafile=config.ca_bundle)
 
 
 def _is_tls(exc: BaseException) -> bool:
@@ -59,19 +54,15 @@ class OpenAIStrategy:
         if config.api_key_env and not key:
             raise RuntimeError(f"environment variable {config.api_key_env!r} is not set")
         self._key = Secret(key) if key else None
-        auth = config.base_url.auth
-        self._client = httpx.AsyncClient(
-            base_url=config.base_url.url,
-            timeout=httpx.Timeout(config.timeout),
-            verify=_verify(config),
-            auth=httpx.BasicAuth(*auth) if auth else None,
-            limits=httpx.Limits(
-                max_connections=config.max_connections,
-                max_keepalive_connections=config.max_connections,
-            ),
-            follow_redirects=False,
-            trust_env=False,
+        plain = config.base_url.url.startswith("http:") and config.ca_bundle is None
+        self._client = http_client(
+            config.base_url,
+            timeout=config.timeout,
+            max_connections=config.max_connections,
+            # Shared with every instance of the same TLS settings; none built for plain http.
+            verify=None if plain else tls_context(verify=config.verify, ca_bundle=config.ca_bundle),
         )
+        self._result = ResultBuilder(self.name)
 
     @classmethod
     def create(cls, config: OpenAIConfig, context: StrategyContext) -> OpenAIStrategy:
@@ -137,17 +128,6 @@ class OpenAIStrategy:
         return [str(item["id"]) for item in data if isinstance(item, dict) and "id" in item]
 
     # -- checks -----------------------------------------------------------------------
-
-    def _result(
-        self, target: Target, status: Status, detail: str, exc: BaseException | None = None
-    ) -> CheckResult:
-        return CheckResult(
-            status=status,
-            strategy=self.name,
-            target=target,
-            detail=detail,
-            error=None if exc is None else ErrorInfo.from_exception(exc),
-        )
 
     async def acheck(self, target: Target) -> CheckResult:
         return (await self.acheck_many([target]))[target]

@@ -7,7 +7,8 @@ import contextlib
 import socket
 import ssl
 
-from healthkit import CheckResult, ErrorInfo, Status, StrategyContext, Target
+from healthkit import CheckResult, Status, StrategyContext, Target
+from healthkit.toolkit import ResultBuilder, tls_context
 
 from ._config import TcpConfig
 
@@ -17,14 +18,6 @@ __all__ = ["TcpStrategy"]
 MAX_READ = 64 * 1024
 #: How much of an unexpected reply the result shows.
 SHOWN = 64
-
-
-def _ssl_context(config: TcpConfig) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=config.ca_bundle)
-    if not config.verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 class _Progress:
@@ -43,7 +36,11 @@ class TcpStrategy:
 
     def __init__(self, config: TcpConfig) -> None:
         self.config = config
-        self._ssl = _ssl_context(config) if config.tls else None
+        # Shared with every instance of the same TLS settings.
+        self._ssl = (
+            tls_context(verify=config.verify, ca_bundle=config.ca_bundle) if config.tls else None
+        )
+        self._result = ResultBuilder(self.name)
 
     @classmethod
     def create(cls, config: TcpConfig, context: StrategyContext) -> TcpStrategy:
@@ -51,17 +48,6 @@ class TcpStrategy:
 
     def __repr__(self) -> str:
         return f"<TcpStrategy {self.config.address}{' tls' if self.config.tls else ''}>"
-
-    def _result(
-        self, target: Target, status: Status, detail: str, exc: BaseException | None = None
-    ) -> CheckResult:
-        return CheckResult(
-            status=status,
-            strategy=self.name,
-            target=target,
-            detail=detail,
-            error=None if exc is None else ErrorInfo.from_exception(exc),
-        )
 
     async def acheck(self, target: Target) -> CheckResult:
         cfg = self.config

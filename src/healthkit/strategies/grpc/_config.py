@@ -13,6 +13,7 @@ import attrs
 from ... import validators as v
 from ..._frozen import FrozenMap
 from ..._secret import Secret
+from ...toolkit import retry_deadline
 
 __all__ = ["GrpcConfig", "GrpcTls", "missing_grpc_modules"]
 
@@ -179,7 +180,7 @@ class GrpcConfig:
     def check_deadline(self, timeout: float) -> float:
         """The hard cap's base (``healthkit.DeadlineConfig``): every attempt, and the
         longest pause between two (``backoff_max`` plus up to ``backoff`` of jitter)."""
-        return timeout * (self.retries + 1) + (self.backoff_max + self.backoff) * self.retries
+        return retry_deadline(self, timeout)
 
     def __attrs_post_init__(self) -> None:
         if self.protocol != "health-v1" and self.service is not None:

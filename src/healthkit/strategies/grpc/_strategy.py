@@ -12,13 +12,13 @@ from typing import Any
 import attrs
 import grpc
 import grpc.aio
-import tenacity
 from grpc_health.v1 import health_pb2
 
 from ..._errors import ClosedError
 from ..._result import CheckResult, ErrorInfo, Target
 from ..._status import Status
 from ..._strategy import StrategyContext
+from ...toolkit import ResultBuilder, retrying
 from ._config import GrpcConfig, GrpcTls
 from ._oip import CLIENT_METHODS, HEALTH_CHECK, MODEL_READY, SERVER_LIVE, SERVER_READY, pb
 
@@ -150,6 +150,7 @@ class GrpcStrategy:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._calls: dict[str, Any] = {}
         self._closed = False
+        self._result = ResultBuilder(self.name)
         #: How many channels this instance has opened (one, unless used from another loop).
         self.channels_created = 0
 
@@ -203,16 +204,7 @@ class GrpcStrategy:
     async def _invoke(self, method: str, request: Any) -> Any:
         cfg = self.config
         self._open()
-        retrying = tenacity.AsyncRetrying(
-            stop=tenacity.stop_after_attempt(cfg.retries + 1),
-            # Exponential from ``backoff`` up to ``backoff_max``, plus up to one ``backoff`` of
-            # jitter (wait_exponential_jitter's default jitter is a whole second).
-            wait=tenacity.wait_exponential(multiplier=cfg.backoff, max=cfg.backoff_max)
-            + tenacity.wait_random(0, cfg.backoff),
-            retry=tenacity.retry_if_exception(_retryable),
-            reraise=True,
-        )
-        async for attempt in retrying:
+        async for attempt in retrying(cfg, retry=_retryable):
             with attempt:
                 reply = await self._call(method)(
                     request, timeout=cfg.timeout, metadata=self._metadata or None
@@ -306,13 +298,6 @@ class GrpcStrategy:
         return self._result(target, Status.UNHEALTHY, f"model {target} not ready")
 
     # -- results ------------------------------------------------------------------------
-
-    def _result(
-        self, target: Target, status: Status, detail: str, error: ErrorInfo | None = None
-    ) -> CheckResult:
-        return CheckResult(
-            status=status, strategy=self.name, target=target, detail=detail, error=error
-        )
 
     def _failure(self, target: Target, exc: grpc.aio.AioRpcError) -> CheckResult:
         """A failed call in words an operator understands; grpc-core's text stays in ``error``."""
