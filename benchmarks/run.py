@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve()
-SECTIONS = ("burst", "dedupe", "sweep", "scheduler", "config")
+SECTIONS = ("burst", "dedupe", "sweep", "scheduler", "config", "instances")
 
 # -- helpers ----------------------------------------------------------------------------
 
@@ -833,6 +833,55 @@ def run_config_load(quick: bool) -> dict[str, Any]:
     return out
 
 
+def run_instances(quick: bool) -> dict[str, Any]:
+    """Cost of one extra distinct ``http`` config: time to create its instance and the RSS it
+    adds (target <= 2 ms, <= 100 KiB), beside a client that builds its own TLS context."""
+    import ssl
+
+    import httpx
+
+    from healthkit.strategies.http import HttpConfig, HttpStrategy
+
+    count = 50 if quick else 200
+    kinds: dict[str, Callable[[int], Any]] = {
+        "http:// upstream": lambda i: HttpStrategy(
+            HttpConfig(base_url="http://127.0.0.1:8080", timeout=1.0 + i / 1000)
+        ),
+        "https:// upstream (system CAs)": lambda i: HttpStrategy(
+            HttpConfig(base_url="https://127.0.0.1:8443", timeout=1.0 + i / 1000)
+        ),
+        "baseline: httpx client, own TLS context": lambda i: httpx.AsyncClient(
+            verify=ssl.create_default_context(), timeout=1.0 + i / 1000
+        ),
+    }
+
+    async def close(instances: list[Any]) -> None:
+        for instance in instances:
+            await instance.aclose()
+
+    out: dict[str, Any] = {"instances": count}
+    rows = []
+    for name, make in kinds.items():
+        warm = [make(-1)]  # imports and the shared context: paid once, not per config
+        gc.collect()
+        before = rss_bytes()
+        start = time.perf_counter()
+        made = [make(i) for i in range(count)]
+        seconds = (time.perf_counter() - start) / count
+        gc.collect()
+        grown = (rss_bytes() - before) / count
+        asyncio.run(close(warm + made))
+        del made, warm
+        out[name] = {"seconds": seconds, "rss_bytes": grown}
+        rows.append([name, ms(seconds), kib(grown)])
+    table(
+        f"one extra distinct http config ({count} created; mean per instance)",
+        ["instance", "create (target <= 2 ms)", "RSS (target <= 100 KiB)"],
+        rows,
+    )
+    return out
+
+
 def summary(results: dict[str, Any]) -> None:
     rows: list[list[object]] = []
 
@@ -891,6 +940,15 @@ def summary(results: dict[str, Any]) -> None:
     if "config" in results:
         worst = max(v["ratio"] for v in results["config"].values() if isinstance(v, dict))
         check("config load vs tomllib", f"{worst:.1f}x (worst file)", "<= 10x", worst <= 10)
+    if "instances" in results:
+        for kind in ("http:// upstream", "https:// upstream (system CAs)"):
+            i = results["instances"][kind]
+            check(
+                f"extra distinct config, {kind.split()[0]}",
+                f"{ms(i['seconds'])}, {kib(i['rss_bytes'])}",
+                "<= 2 ms, <= 100 KiB",
+                i["seconds"] <= 0.002 and i["rss_bytes"] <= 100 * 1024,
+            )
     table("summary", ["figure", "measured", "target", ""], rows)
 
 
@@ -943,6 +1001,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             results["scheduler"] = run_scheduler(opts.quick)
         elif section == "config":
             results["config"] = run_config_load(opts.quick)
+        elif section == "instances":
+            results["instances"] = run_instances(opts.quick)
     summary(results)
     if opts.json:
         opts.json.write_text(json.dumps(results, indent=2, default=str))
