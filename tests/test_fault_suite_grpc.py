@@ -53,10 +53,7 @@ GRPC_FAULTS = (
 # code"). The `none` row is the control: the same configs against a healthy answer.
 EXPECTED: dict[tuple[str, str], Status] = {(p, "none"): Status.HEALTHY for p in PROTOCOLS}
 
-#: Cells that expose defects, added in a commit of their own.
-_PENDING = {("health-v1", "5xx"), ("v2", "5xx")}
-
-CELLS = [(p, f) for p in PROTOCOLS for f in GRPC_FAULTS if (p, f) not in _PENDING]
+CELLS = [(protocol, fault) for protocol in PROTOCOLS for fault in GRPC_FAULTS]
 
 
 @attrs.frozen

@@ -147,14 +147,11 @@ EXPECTED: dict[tuple[str, str], Status] = {
 #: that are not `expect`, which the 5xx cell covers already).
 NOT_APPLICABLE = {("tcp", "redirect-loop")}
 
-#: Cells that expose defects, added in a commit of their own.
-_PENDING = {("openai", "reset"), ("openai", "non-http"), ("tcp", "non-http")}
-
 CELLS = [
     (strategy, fault)
     for strategy in STRATEGIES
     for fault in HTTP_FAULTS
-    if (strategy, fault) not in NOT_APPLICABLE | _PENDING
+    if (strategy, fault) not in NOT_APPLICABLE
 ]
 
 
@@ -232,4 +229,4 @@ def test_every_http_fault_and_strategy_is_a_cell() -> None:
         HTTP_FAULTS
     )
     assert {s for s, _ in EXPECTED} <= set(STRATEGIES)
-    assert len(CELLS) == len(STRATEGIES) * len(HTTP_FAULTS) - len(NOT_APPLICABLE) - len(_PENDING)
+    assert len(CELLS) == len(STRATEGIES) * len(HTTP_FAULTS) - len(NOT_APPLICABLE)
