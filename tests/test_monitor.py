@@ -193,7 +193,7 @@ async def test_killed_predictor_turns_not_ready_after_failure_threshold(
     assert (tr.old, tr.new) == (Status.HEALTHY, Status.UNHEALTHY)
     assert "connection failed" in tr.result.detail
     # Kubernetes semantics: failure_threshold consecutive failures, not one.
-    assert monitor._states["alpha"].failures == 3
+    assert monitor._models.get("alpha").thresholds.failures == 3
     assert monitor.is_live()
 
 
@@ -494,7 +494,7 @@ async def test_batch_mode_costs_one_repository_index_request_per_period(
         monitor = Monitor(kit)
         closing.append(monitor)
         batches: list[int] = []
-        monitor._add_check_hook(lambda _s, _t, targets, batch: batches.append(targets))
+        monitor.add_check_listener(lambda event: batches.append(event.targets))
         await monitor.start()
         await wait_until(lambda: len(batches) >= 5)
         await monitor.aclose()

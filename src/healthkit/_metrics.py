@@ -13,7 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
-from ._monitor import Monitor, Transition
+from ._monitor import CheckEvent, Monitor, Transition
 from ._resolver import Resolver
 
 __all__ = ["CONTENT_TYPE", "MonitorMetrics"]
@@ -139,15 +139,15 @@ class MonitorMetrics:
         )
         self.registry.register(_StateCollector(monitor))
         monitor.add_listener(self._on_transition)
-        monitor._add_check_hook(self._on_check)
+        monitor.add_check_listener(self._on_check)
 
     def _on_transition(self, tr: Transition) -> None:
         self._transitions.labels(tr.model, tr.old.value, tr.new.value).inc()
 
-    def _on_check(self, strategy: str, seconds: float, targets: int, batch: bool) -> None:
-        kind = "batch" if batch else "single"
-        self._duration.labels(strategy, kind).observe(seconds)
-        self._checks.labels(strategy, kind).inc()
+    def _on_check(self, event: CheckEvent) -> None:
+        kind = "batch" if event.batch else "single"
+        self._duration.labels(event.strategy, kind).observe(event.seconds)
+        self._checks.labels(event.strategy, kind).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,0 +1,416 @@
+"""Single-flight checks with a result cache, and the cap on client-chosen targets.
+
+Every upstream check runs once per ``(instance, target)`` key however many
+callers want it, its result is cached for ``cache_ttl`` (a model's own target
+keeps its result in its state instead), and a model's own result is observed
+exactly once by its thresholds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from .._guard import guarded_check
+from .._monitor_settings import MonitorSettings
+from .._result import CheckResult, ErrorInfo, Target
+from .._status import Status
+from .._strategy import BatchStrategy, Strategy
+from ._models import Key, Models, ModelState
+from ._outage import OutageDetector, is_transport_failure, outage_result
+from ._runner import Job, Runner
+
+__all__ = ["DEFAULT_MAX_ON_DEMAND_TARGETS", "TARGET_WINDOW", "Cached", "Checks"]
+
+#: Default cap of distinct on-demand targets (other than the models' own) per window.
+DEFAULT_MAX_ON_DEMAND_TARGETS = 256
+#: Seconds of the window over which distinct on-demand targets are counted.
+TARGET_WINDOW = 10.0
+#: Extra seconds a waiting caller allows past a check's deadline, so that a check cut
+#: at its deadline still answers with its own timeout result rather than a fallback.
+_WAIT_GRACE = 0.05
+#: Versions per model remembered from upstream answers.
+_REPORTED_VERSIONS = 32
+
+#: ``on_outcome(spec_id, result, job, targets, failure_threshold, timeout)``: one
+#: upstream call's evidence about its instance (a batch call is one piece).
+OutcomeHook = Callable[[int, CheckResult, Job, Sequence[Target], int, float], None]
+
+
+@attrs.define(eq=False)
+class Cached:
+    result: CheckResult
+    #: Loop times: reused as fresh until ``expires``, answered (while revalidated) until ``stale``.
+    expires: float
+    stale: float
+    #: ``time.monotonic()`` when it arrived (queue order: oldest first).
+    at: float
+
+
+class Checks:
+    """Shared in-flight checks by key, the cache, and the window of on-demand targets."""
+
+    def __init__(
+        self,
+        *,
+        runner: Runner,
+        models: Models,
+        detector: OutageDetector,
+        counts: collections.Counter[str],
+        max_targets: int,
+        on_outcome: OutcomeHook,
+        instance: Callable[[str], Strategy],
+        closed: Callable[[], bool],
+    ) -> None:
+        self.runner = runner
+        self._models = models
+        self._detector = detector
+        self._counts = counts
+        self.max_targets = max_targets
+        self.on_outcome = on_outcome
+        self._instance = instance
+        self._closed = closed
+        #: The future of the check running (or queued) for each key: callers join it.
+        self.shared: dict[Key, asyncio.Future[CheckResult]] = {}
+        #: Results of targets other than the models' own.
+        self.cache: dict[Key, Cached] = {}
+        self._window_end = -math.inf
+        self._window_targets: set[Key] = set()
+        self._reported: dict[str, set[str]] = {}
+
+    # -- the cap on client-chosen targets ------------------------------------------------
+
+    def admit_target(self, key: Key, now: float) -> bool:
+        """Count ``key`` toward the distinct on-demand targets of this window."""
+        if now >= self._window_end:
+            self._window_end = now + TARGET_WINDOW
+            self._window_targets.clear()
+        if key in self._window_targets:
+            return True
+        if len(self._window_targets) >= self.max_targets:
+            return False
+        self._window_targets.add(key)
+        return True
+
+    def refused(self, st: ModelState, target: Target) -> CheckResult:
+        self._counts["refused_targets"] += 1
+        return CheckResult(
+            status=Status.UNKNOWN,
+            strategy=st.config.check.strategy,
+            target=target,
+            detail=(
+                f"not checked: more than {self.max_targets} distinct on-demand targets "
+                f"in {TARGET_WINDOW:g}s (max_on_demand_targets)"
+            ),
+        )
+
+    def has_reported(self, model: str, version: str) -> bool:
+        return version in self._reported.get(model, ())
+
+    def _note_reported(self, answers: Mapping[Any, Any]) -> None:
+        """Remember versions an upstream answer named beyond those asked about."""
+        for target in answers:
+            if not isinstance(target, Target) or target.model is None or target.version is None:
+                continue
+            if target.model in self._models.states:
+                seen = self._reported.setdefault(target.model, set())
+                if len(seen) < _REPORTED_VERSIONS:
+                    seen.add(target.version)
+
+    # -- submitting ------------------------------------------------------------------------
+
+    def _priority(self, key: Key, st: ModelState) -> float:
+        # Oldest result first (a target never checked before all); loop-time vs
+        # monotonic does not matter, only the order among results does.
+        if st.owns(key):
+            return st.observed if st.last is not None else -math.inf
+        cached = self.cache.get(key)
+        return cached.at if cached is not None else -math.inf
+
+    def submit_single(
+        self, key: Key, instance: Strategy, st: ModelState
+    ) -> asyncio.Future[CheckResult]:
+        """Start (or queue) one check of ``key`` for model ``st``; returns its shared future."""
+        target = key[1]
+        name, deadline, settings = st.config.check.strategy, st.deadline, st.settings
+        fut: asyncio.Future[CheckResult] = asyncio.get_running_loop().create_future()
+        self.shared[key] = fut
+        probe = self._detector.take_probe(key[0])
+
+        def done(job: Job, value: Any, error: BaseException | None) -> None:
+            if probe is not None:
+                self._detector.probe_done(probe)
+            if job.timed_out:
+                result = _timeout_result(name, target, deadline, job.elapsed)
+            elif isinstance(value, CheckResult):
+                result = value  # guarded_check turned errors and garbage into results
+            else:
+                detail = "check was cancelled" if error is None else f"check failed: {error!r}"
+                result = _failed(
+                    name,
+                    target,
+                    detail,
+                    ErrorInfo(type=type(error).__name__, message=str(error) or detail),
+                    job.elapsed,
+                )
+            self.settle(key, fut, result, settings)
+            self.on_outcome(
+                key[0], result, job, (target,), settings.failure_threshold, settings.timeout
+            )
+
+        self.runner.submit(
+            Job(
+                strategy=name,
+                deadline=deadline,
+                make=lambda: guarded_check(instance, name, target),
+                done=done,
+                model=str(target),
+                keys=(key,),
+                priority=self._priority(key, st),
+                spec=key[0],
+            )
+        )
+        return fut
+
+    def submit_batch(
+        self, instance: BatchStrategy, members: list[ModelState]
+    ) -> list[asyncio.Future[CheckResult]]:
+        """One ``acheck_many`` for ``members``; returns each member's shared future."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[CheckResult]] = []
+        own: dict[Key, tuple[MonitorSettings, asyncio.Future[CheckResult]]] = {}
+        deadline = timeout = 0.0
+        priority = math.inf
+        threshold = 1
+        for st in members:
+            existing = self.shared.get(st.key)
+            if existing is None:
+                existing = loop.create_future()
+                self.shared[st.key] = existing
+                own[st.key] = (st.settings, existing)
+                deadline = max(deadline, st.deadline)
+                timeout = max(timeout, st.settings.timeout)
+                priority = min(priority, self._priority(st.key, st))
+                threshold = max(threshold, st.settings.failure_threshold)
+            futures.append(existing)
+        if not own:
+            return futures
+        targets = [key[1] for key in own]
+        name = members[0].config.check.strategy
+        spec_id = members[0].key[0]
+
+        def done(job: Job, value: Any, error: BaseException | None) -> None:
+            results = _batch_results(name, targets, value, error, job.timed_out, deadline)
+            for (key, (settings, fut)), result in zip(own.items(), results, strict=True):
+                if not result.latency:
+                    result = attrs.evolve(result, latency=job.elapsed)
+                self.settle(key, fut, result, settings)
+            if isinstance(value, Mapping) and len(value) > len(targets):
+                self._note_reported(value)
+            # One upstream call is one piece of evidence, however many targets it answered.
+            failed = [r for r in results if is_transport_failure(r)]
+            evidence = failed[0] if failed else results[0]
+            self.on_outcome(spec_id, evidence, job, targets, threshold, timeout)
+
+        self._counts["batches"] += 1
+        self._counts["batched_targets"] += len(targets)
+        self.runner.submit(
+            Job(
+                strategy=name,
+                deadline=deadline,
+                make=lambda: instance.acheck_many(targets),
+                done=done,
+                targets=len(targets),
+                batch=True,
+                keys=tuple(own),
+                priority=priority,
+                spec=spec_id,
+            )
+        )
+        return futures
+
+    # -- on demand -------------------------------------------------------------------------
+
+    def refresh(self, st: ModelState, key: Key) -> None:
+        """Start a background check of ``key`` unless one runs (or may not run) now."""
+        if self._closed() or key in self.shared:
+            return
+        if not st.owns(key) and not self.admit_target(key, asyncio.get_running_loop().time()):
+            self._counts["refused_targets"] += 1
+            return
+        if not self._detector.may_start(key[0]):
+            return
+        try:
+            instance = self._instance(st.name)
+        except KeyError:
+            return
+        self.submit_single(key, instance, st)
+
+    async def wait(self, fut: asyncio.Future[CheckResult], st: ModelState, key: Key) -> CheckResult:
+        """Await a shared check for at most its deadline; then answer what is known."""
+        if not fut.done():
+            # Shielded: a caller that goes away (a closed HTTP request) must not
+            # cancel the check the other callers are waiting for.
+            with contextlib.suppress(asyncio.TimeoutError):
+                return await asyncio.wait_for(asyncio.shield(fut), st.deadline + _WAIT_GRACE)
+        if fut.done():
+            return fut.result()
+        where = (
+            f"waiting for a budget slot ({self.runner.queued} checks queued, "
+            f"max_in_flight {self.runner.max_in_flight})"
+            if self.runner.is_queued(key)
+            else "still running"
+        )
+        return self.known(st, key, f"no answer within {st.deadline:g}s: the check is {where}")
+
+    def known(self, st: ModelState, key: Key, why: str) -> CheckResult:
+        """The known result of ``key`` if it is not stale, else ``unknown`` saying ``why``."""
+        if st.owns(key):
+            if st.last is not None and not st.is_stale(time.monotonic()):
+                return st.last
+        else:
+            cached = self.cache.get(key)
+            if cached is not None and cached.stale > asyncio.get_running_loop().time():
+                return cached.result
+        breaker = self._detector.get(key[0])
+        if breaker is not None and breaker.down and breaker.proof is not None:
+            return outage_result(st.config.check.strategy, key[1], breaker)
+        return CheckResult(
+            status=Status.UNKNOWN, strategy=st.config.check.strategy, target=key[1], detail=why
+        )
+
+    # -- results ---------------------------------------------------------------------------
+
+    def settle(
+        self,
+        key: Key,
+        fut: asyncio.Future[CheckResult],
+        result: CheckResult,
+        settings: MonitorSettings,
+    ) -> None:
+        """Cache a finished check, let its model observe it (once), then wake the callers."""
+        target = key[1]
+        if self.shared.get(key) is fut:
+            del self.shared[key]
+        now = asyncio.get_running_loop().time()
+        st = self._models.states.get(target.model) if target.model is not None else None
+        if st is not None and st.owns(key):
+            # The model's own target: its last result is its cache entry.
+            self._models.observe(st, result)
+            st.fresh_until = now + settings.cache_ttl
+        elif st is not None:
+            # Kept past cache_ttl, until max_stale: readiness answers revalidate it.
+            self.cache[key] = Cached(
+                result=result,
+                expires=now + settings.cache_ttl,
+                stale=now + st.stale_after,
+                at=time.monotonic(),
+            )
+            if len(self.cache) > 1024:
+                self.prune(now)
+        if not fut.done():
+            fut.set_result(result)
+
+    def shed(self, spec_id: int, answer: Callable[[str, Target], CheckResult]) -> None:
+        """Answer the instance's queued checks with ``answer(strategy, target)``, unrun.
+
+        A thousand queued checks of a hung upstream would hold the budget for a
+        thousand timeouts, and keep the half-open probe (and every other
+        instance's checks) waiting behind them.
+        """
+        for job in self.runner.shed(spec_id):
+            for key in job.keys:
+                fut = self.shared.get(key)
+                model = key[1].model
+                st = self._models.states.get(model) if model is not None else None
+                if fut is None or st is None:
+                    continue
+                self.settle(key, fut, answer(job.strategy, key[1]), st.settings)
+
+    def prune(self, now: float) -> None:
+        live = self._models.models_of_spec
+        for key in [k for k, c in self.cache.items() if c.stale <= now or k[0] not in live]:
+            del self.cache[key]
+
+    def fail_all(self, error: BaseException) -> None:
+        """The monitor closed: every caller still waiting gets ``error``."""
+        for fut in self.shared.values():
+            if not fut.done():
+                fut.set_exception(error)
+                fut.exception()  # retrieved: nobody may be waiting for it
+        self.shared.clear()
+
+
+def _timeout_result(name: str, target: Target, deadline: float, elapsed: float) -> CheckResult:
+    return CheckResult(
+        status=Status.UNHEALTHY,
+        strategy=name,
+        target=target,
+        latency=elapsed,
+        detail=f"check timed out after {deadline:g}s (cut by the monitor)",
+        error=ErrorInfo(type="TimeoutError", message=f"no answer within {deadline:g}s"),
+    )
+
+
+def _failed(
+    name: str, target: Target, detail: str, error: ErrorInfo, elapsed: float
+) -> CheckResult:
+    return CheckResult(
+        status=Status.UNHEALTHY,
+        strategy=name,
+        target=target,
+        latency=elapsed,
+        detail=detail,
+        error=error,
+    )
+
+
+def _batch_results(
+    name: str,
+    targets: Sequence[Target],
+    answers: Any,
+    error: BaseException | None,
+    timed_out: bool,
+    deadline: float,
+) -> list[CheckResult]:
+    """One result per target from whatever ``acheck_many`` did (or failed to do)."""
+    failure: tuple[str, ErrorInfo] | None = None
+    if timed_out:
+        failure = (
+            f"batch check timed out after {deadline:g}s (cut by the monitor)",
+            ErrorInfo(type="TimeoutError", message=f"no answer within {deadline:g}s"),
+        )
+    elif error is not None:
+        failure = (
+            f"batch check raised {type(error).__name__}: {error}",
+            ErrorInfo.from_exception(error),
+        )
+    elif not isinstance(answers, Mapping):
+        failure = (
+            f"acheck_many returned {type(answers).__name__}, not a mapping",
+            ErrorInfo(type="TypeError", message="acheck_many() must return a mapping"),
+        )
+    out: list[CheckResult] = []
+    for target in targets:
+        if failure is not None:
+            out.append(_failed(name, target, failure[0], failure[1], 0.0))
+            continue
+        result = answers.get(target)
+        if isinstance(result, CheckResult):
+            out.append(result)
+        elif result is None:
+            detail = f"batch answer has no result for {target}"
+            info = ErrorInfo(type="KeyError", message=f"no result for {target}")
+            out.append(_failed(name, target, detail, info, 0.0))
+        else:
+            detail = f"batch answer for {target} is {type(result).__name__}, not a CheckResult"
+            info = ErrorInfo(type="TypeError", message="acheck_many() values must be results")
+            out.append(_failed(name, target, detail, info, 0.0))
+    return out

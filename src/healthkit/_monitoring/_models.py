@@ -1,0 +1,225 @@
+"""Per-model state, the index of models by strategy instance, and transitions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import inspect
+import itertools
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any
+
+import attrs
+
+from .._config import ModelConfig
+from .._guard import deadline_for
+from .._monitor_settings import MonitorSettings
+from .._result import CheckResult, Target
+from .._status import Status
+from .._strategy import StrategySpec
+from . import _thresholds as thresholds
+from ._records import Transition, TransitionListener
+from ._thresholds import ThresholdState
+
+__all__ = ["Key", "ModelState", "Models", "Probe"]
+
+log = logging.getLogger("healthkit.monitor")
+
+#: (spec id, target): a spec id names one shared instance (equal specs, one id), and
+#: small ints hash in no time, unlike a deep config hashed on every lookup.
+Key = tuple[int, Target]
+
+
+_START = ThresholdState()
+
+
+class Probe(enum.Enum):
+    """Where a model's background probe is."""
+
+    #: Waiting in the scheduler's heap until ``due``.
+    SCHEDULED = "scheduled"
+    #: Running (or queued for a budget slot); rescheduled when it ends.
+    RUNNING = "running"
+    #: Running, and the config changed meanwhile: probe again as soon as it ends.
+    RUNNING_THEN_AGAIN = "running_then_again"
+
+
+@attrs.define(eq=False)
+class ModelState:
+    config: ModelConfig
+    #: Frozen, so one shared default is safe.
+    thresholds: ThresholdState = _START
+    last: CheckResult | None = None
+    #: A list, not a deque: an empty deque is 600 bytes, times ten thousand models.
+    history: list[Transition] = attrs.field(factory=list)
+    #: Loop time until which ``last`` answers on-demand checks (the model's own cache entry).
+    fresh_until: float = -math.inf
+    #: Loop time of the next probe (``inf`` while a probe runs or before start).
+    due: float = math.inf
+    #: Bumped whenever the queued heap entry is superseded.
+    generation: int = 0
+    probe: Probe = Probe.SCHEDULED
+    #: Derived from ``config`` by :meth:`Models.configure`.
+    key: Key = (0, Target())
+    deadline: float = 0.0
+    stale_after: float = math.inf
+    #: ``time.monotonic()`` when ``last`` was observed (staleness is measured from it).
+    observed: float = -math.inf
+    #: When the running probe was due (for :meth:`Monitor.overdue`).
+    wanted: float = math.inf
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def settings(self) -> MonitorSettings:
+        return self.config.monitor
+
+    @property
+    def target(self) -> Target:
+        return self.config.target
+
+    @property
+    def ready(self) -> bool:
+        return self.thresholds.ready
+
+    @property
+    def probing(self) -> bool:
+        return self.probe is not Probe.SCHEDULED
+
+    def owns(self, key: Key) -> bool:
+        """``key`` is the model's configured target (its results count toward thresholds)."""
+        return key is self.key or key == self.key
+
+    def fresh_ready(self, now: float) -> bool:
+        """Ready, on a result not older than ``max_stale`` (``now`` from ``time.monotonic``)."""
+        return self.thresholds.ready and now - self.observed <= self.stale_after
+
+    def is_stale(self, now: float) -> bool:
+        return self.last is not None and now - self.observed > self.stale_after
+
+    def failing(self) -> bool:
+        """Not ready, or the last result failed (``unhealthy_period`` applies)."""
+        return not self.ready or (self.last is not None and not self.last.status.is_ok)
+
+
+class Models:
+    """The models of a monitor, indexed by name and by strategy instance (spec id)."""
+
+    def __init__(
+        self,
+        configs: Iterable[ModelConfig],
+        *,
+        history_size: int,
+        spawn: Callable[[Coroutine[Any, Any, None]], object],
+    ) -> None:
+        self.states: dict[str, ModelState] = {}
+        self._spec_ids: dict[StrategySpec, int] = {}
+        self._spec_counter = itertools.count(1)
+        #: spec id -> names of the models it checks.
+        self.models_of_spec: dict[int, set[str]] = {}
+        self.listeners: list[TransitionListener] = []
+        self._history_size = history_size
+        self._spawn = spawn
+        for mc in configs:
+            self.add(mc)
+
+    def get(self, model: str) -> ModelState:
+        try:
+            return self.states[model]
+        except KeyError:
+            raise KeyError(f"unknown model {model!r}") from None
+
+    def add(self, mc: ModelConfig) -> ModelState:
+        st = ModelState(config=mc)
+        self.states[mc.name] = st
+        self.configure(st, mc)
+        return st
+
+    def configure(self, st: ModelState, mc: ModelConfig) -> None:
+        """Point ``st`` at ``mc``: its key, deadline and place in the spec index."""
+        st.config = mc
+        spec_id = self._spec_ids.get(mc.check)
+        if spec_id is None:
+            spec_id = self._spec_ids[mc.check] = next(self._spec_counter)
+        st.key = (spec_id, mc.target)
+        st.deadline = deadline_for(mc.check, mc.monitor)
+        st.stale_after = mc.monitor.stale_after(st.deadline)
+        self.models_of_spec.setdefault(spec_id, set()).add(mc.name)
+
+    def unindex(self, st: ModelState) -> int | None:
+        """Take ``st`` out of the spec index; the spec id if nobody uses it any more."""
+        spec_id = st.key[0]
+        names = self.models_of_spec.get(spec_id)
+        if names is None:
+            return None
+        names.discard(st.name)
+        if names:
+            return None
+        # Nobody uses the spec any more: a later equal spec is a new instance.
+        del self.models_of_spec[spec_id]
+        self._spec_ids.pop(st.config.check, None)
+        return spec_id
+
+    def observe(self, st: ModelState, result: CheckResult) -> None:
+        """Count ``result`` (of the model's own target) toward its thresholds."""
+        st.last = result
+        st.observed = time.monotonic()
+        old = st.thresholds
+        settings = st.settings
+        st.thresholds = thresholds.observe(
+            old,
+            result.status,
+            success_threshold=settings.success_threshold,
+            failure_threshold=settings.failure_threshold,
+        )
+        if st.thresholds.status != old.status:
+            self._transition(st, old.status, st.thresholds.status, result)
+
+    def mark_down(self, st: ModelState, result: CheckResult, now: float) -> None:
+        """The model's upstream is down: not ready now, its transition logged quietly."""
+        st.last = result
+        st.observed = now
+        old = st.thresholds.status
+        st.thresholds = thresholds.mark_down(
+            st.thresholds, Status.UNHEALTHY, failure_threshold=st.settings.failure_threshold
+        )
+        if old != Status.UNHEALTHY:
+            self._transition(st, old, Status.UNHEALTHY, result, quiet=True)
+
+    def _transition(
+        self,
+        st: ModelState,
+        old: Status,
+        new: Status,
+        result: CheckResult,
+        *,
+        quiet: bool = False,
+    ) -> None:
+        tr = Transition(
+            model=st.name, old=old, new=new, result=result, at=dt.datetime.now(dt.timezone.utc)
+        )
+        st.history.append(tr)
+        if len(st.history) > self._history_size:
+            del st.history[0]  # at most history_size entries: cheap enough
+        # An outage marks many models at once and logs one line for all of them.
+        level = logging.DEBUG if quiet else logging.INFO if new.is_ok else logging.WARNING
+        log.log(level, "model %r: %s -> %s (%s)", st.name, old.value, new.value, result.detail)
+        for listener in list(self.listeners):
+            try:
+                out = listener(tr)
+                if inspect.isawaitable(out):
+                    self._spawn(_await_listener(out))
+            except Exception:
+                log.exception("transition listener %r failed", listener)
+
+
+async def _await_listener(awaitable: Awaitable[object]) -> None:
+    try:
+        await awaitable
+    except Exception:
+        log.exception("async transition listener failed")

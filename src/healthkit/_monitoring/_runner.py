@@ -1,0 +1,263 @@
+"""Upstream calls under one in-flight budget, each with a hard deadline.
+
+The runner is callback-driven (a task per check, a timer per deadline, no
+coroutine waiting on either) because ten thousand models at a ten-second period
+mean a thousand checks a second, and the event loop's time is the budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import heapq
+import itertools
+import logging
+import math
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import attrs
+
+from ._models import Key
+from ._records import CheckEvent, CheckListener
+
+__all__ = ["Job", "LoopLag", "Runner"]
+
+log = logging.getLogger("healthkit.monitor")
+
+#: Seconds between heartbeats of the loop-lag measure (only while checks run).
+_LAG_INTERVAL = 0.025
+#: Lateness of one heartbeat that is ordinary work of a busy loop, not starvation.
+_LAG_TOLERANCE = 0.01
+
+
+class LoopLag:
+    """Seconds the event loop could not run callbacks on time, summed.
+
+    A heartbeat timer measures how late it fires; lateness beyond a busy loop's
+    ordinary delay is starvation (a blocking call, a CPU-bound step, a process
+    the OS does not schedule). It runs only while ``busy()`` holds.
+    """
+
+    def __init__(self, busy: Callable[[], bool]) -> None:
+        self._busy = busy
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._when = 0.0
+        self._total = 0.0
+
+    def total(self) -> float:
+        """Starved seconds so far, including a heartbeat that is late right now."""
+        if self._handle is None or self._loop is None:
+            return self._total
+        late = self._loop.time() - self._when - _LAG_TOLERANCE
+        return self._total + late if late > 0 else self._total
+
+    def ensure(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._handle is None:
+            self._loop = loop
+            self._when = loop.time() + _LAG_INTERVAL
+            self._handle = loop.call_at(self._when, self._beat)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _beat(self) -> None:
+        assert self._loop is not None
+        now = self._loop.time()
+        late = now - self._when - _LAG_TOLERANCE
+        if late > 0:
+            self._total += late
+        if not self._busy():
+            self._handle = None
+            return
+        self._when = now + _LAG_INTERVAL
+        self._handle = self._loop.call_at(self._when, self._beat)
+
+
+@attrs.define(eq=False)
+class Job:
+    """One upstream call (a check, or a batch of them) for the runner."""
+
+    strategy: str
+    deadline: float
+    #: Creates the coroutine to run; called when the budget allows.
+    make: Callable[[], Coroutine[Any, Any, Any]]
+    #: ``done(job, value, error)``, called exactly once; ``job`` says how it went.
+    done: Callable[[Job, Any, BaseException | None], None]
+    targets: int = 1
+    batch: bool = False
+    #: The model checked (single checks); names the task for a loop-stall watchdog.
+    model: str | None = None
+    #: The keys the job answers (for :meth:`Monitor.overdue` and fallbacks while queued).
+    keys: tuple[Key, ...] = ()
+    #: Queue order when the budget is short: the oldest result first.
+    priority: float = -math.inf
+    #: The strategy instance (spec id) the job checks.
+    spec: int = 0
+    finished: bool = False
+    #: How it went, set before ``done`` runs: cut at the deadline, seconds it ran,
+    #: and seconds of it during which the event loop was starved.
+    timed_out: bool = False
+    elapsed: float = 0.0
+    starved: float = 0.0
+    _started: float = 0.0
+    _lag_at_start: float = 0.0
+    task: asyncio.Future[Any] = attrs.field(init=False)
+    timer: asyncio.TimerHandle = attrs.field(init=False)
+
+
+class Runner:
+    """Runs :class:`Job` s, at most ``max_in_flight`` at once, oldest result first."""
+
+    def __init__(self, max_in_flight: int, counts: collections.Counter[str]) -> None:
+        self.max_in_flight = max_in_flight
+        self._counts = counts
+        # A heap: oldest result first when the budget is short, so no model starves.
+        self._queue: list[tuple[float, int, Job]] = []
+        self._queued_keys: set[Key] = set()
+        self._running: set[Job] = set()
+        self._abandoned: set[asyncio.Future[Any]] = set()
+        self._seq = itertools.count()
+        self._closed = False
+        self.listeners: list[CheckListener] = []
+        #: Loop time when the last call finished (``-inf`` before any).
+        self.last_progress = -math.inf
+        self.lag = LoopLag(lambda: bool(self._running))
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def is_queued(self, key: Key) -> bool:
+        return key in self._queued_keys
+
+    def submit(self, job: Job) -> None:
+        if len(self._running) < self.max_in_flight:
+            self._launch(job)
+        else:
+            heapq.heappush(self._queue, (job.priority, next(self._seq), job))
+            self._queued_keys.update(job.keys)
+
+    def shed(self, spec_id: int) -> list[Job]:
+        """Take the instance's queued jobs out of the queue, unrun (``done`` not called)."""
+        if not any(item[2].spec == spec_id for item in self._queue):
+            return []
+        keep = [item for item in self._queue if item[2].spec != spec_id]
+        shed = [item[2] for item in self._queue if item[2].spec == spec_id]
+        heapq.heapify(keep)
+        self._queue = keep
+        for job in shed:
+            job.finished = True
+            self._queued_keys.difference_update(job.keys)
+        return shed
+
+    def stop_launching(self) -> None:
+        """Launch nothing more from the queue (the monitor is closing)."""
+        self._closed = True
+
+    def close(self) -> None:
+        """Drop the queue and abandon the running jobs (their ``done`` is not called)."""
+        self._closed = True
+        self._queue.clear()
+        self._queued_keys.clear()
+        for job in list(self._running):
+            job.finished = True
+            job.timer.cancel()
+            self._abandon(job.task)
+        self._running.clear()
+        self.lag.stop()
+
+    async def wait_abandoned(self, grace: float) -> int:
+        """Give abandoned checks ``grace`` seconds to end; how many are still running."""
+        if not self._abandoned:
+            return 0
+        _, still = await asyncio.wait(list(self._abandoned), timeout=grace)
+        return len(still)
+
+    def _launch(self, job: Job) -> None:
+        loop = asyncio.get_running_loop()
+        if self._queued_keys:
+            self._queued_keys.difference_update(job.keys)
+        self._counts["checks"] += 1
+        self.lag.ensure(loop)
+        job._lag_at_start = self.lag.total()
+        job._started = time.perf_counter()
+        # The deadline starts when the check does, not while it queued for the budget.
+        job.timer = loop.call_later(job.deadline, self._expire, job)
+        self._running.add(job)
+        if job.batch:
+            task_name = f"healthkit batch {job.strategy} ({job.targets} models)"
+        else:
+            task_name = f"healthkit check {job.strategy} {job.model}"
+        job.task = loop.create_task(self._run(job), name=task_name)
+
+    async def _run(self, job: Job) -> None:
+        """The check's task: finishes its job inline, in the step the check ends."""
+        try:
+            value = await job.make()
+        except asyncio.CancelledError:
+            if not job.finished:
+                job.timer.cancel()
+                self._end(job, None, asyncio.CancelledError("check was cancelled"))
+            raise
+        except Exception as exc:  # a strategy not async, or failing outside guarded_check
+            if not job.finished:
+                job.timer.cancel()
+                self._end(job, None, exc)
+            return
+        if not job.finished:  # else cut by its deadline, or the monitor closed: answered
+            job.timer.cancel()
+            self._end(job, value, None)
+
+    def _expire(self, job: Job) -> None:
+        if job.finished:
+            return
+        self._counts["timeouts"] += 1
+        self._abandon(job.task)
+        job.timed_out = True
+        self._end(job, None, None)
+
+    def _abandon(self, task: asyncio.Future[Any]) -> None:
+        # Not awaited: a check that swallows cancellation must not hold the monitor.
+        task.cancel()
+        if not task.done():
+            self._abandoned.add(task)
+            task.add_done_callback(self._abandoned.discard)
+
+    def _end(self, job: Job, value: Any, error: BaseException | None) -> None:
+        job.finished = True
+        self._running.discard(job)
+        job.elapsed = time.perf_counter() - job._started
+        job.starved = self.lag.total() - job._lag_at_start
+        self._after_call(job)
+        try:
+            job.done(job, value, error)
+        except Exception:
+            log.exception("finishing a %r check failed", job.strategy)
+        while self._queue and len(self._running) < self.max_in_flight and not self._closed:
+            self._launch(heapq.heappop(self._queue)[2])
+
+    def _after_call(self, job: Job) -> None:
+        self.last_progress = asyncio.get_running_loop().time()
+        if not self.listeners:
+            return
+        event = CheckEvent(
+            strategy=job.strategy,
+            model=None if job.batch else job.model,
+            seconds=job.elapsed,
+            targets=job.targets,
+            batch=job.batch,
+        )
+        for listener in list(self.listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("check listener %r failed", listener)

@@ -1,0 +1,219 @@
+"""Background probing: a heap of due times, jitter, batch grouping and parking.
+
+One scheduler task sleeps until the earliest due time. When models come due it
+submits one check per model, or one batch check per shared
+:class:`~healthkit.BatchStrategy` instance; models of an instance whose upstream
+is marked down are parked while its half-open probe runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import heapq
+import itertools
+import logging
+import math
+import random
+from collections.abc import Callable
+
+from .._monitor_settings import MonitorSettings
+from .._result import CheckResult
+from .._strategy import BatchStrategy, Strategy
+from ._checks import Checks
+from ._models import Models, ModelState, Probe
+from ._outage import OutageDetector
+
+__all__ = ["Scheduler"]
+
+log = logging.getLogger("healthkit.monitor")
+
+#: Models due within this many seconds of each other start in the same scheduler tick.
+_TICK = 0.002
+#: Recent probe lateness samples kept for :meth:`Monitor.stats`.
+_LATENESS_SAMPLES = 10_000
+
+
+class Scheduler:
+    """When each model is probed next, and the task that probes them on time."""
+
+    def __init__(
+        self,
+        *,
+        models: Models,
+        checks: Checks,
+        detector: OutageDetector,
+        instance: Callable[[str], Strategy],
+        running: Callable[[], bool],
+        seed: int | None,
+    ) -> None:
+        self._models = models
+        self._checks = checks
+        self._detector = detector
+        self._instance_of = instance
+        self._running = running
+        self._random = random.Random(seed)
+        self._heap: list[tuple[float, int, str, int]] = []
+        self._seq = itertools.count()
+        # An Event binds to a loop on first use (Python >= 3.10): creating it here is safe.
+        self._wake = asyncio.Event()
+        self._sleep_until = math.inf
+        self._batch_capable: dict[int, bool] = {}
+        self.task: asyncio.Task[None] | None = None
+        self.lateness: collections.deque[float] = collections.deque(maxlen=_LATENESS_SAMPLES)
+
+    # -- timing ----------------------------------------------------------------------------
+
+    def first_delay(self, settings: MonitorSettings) -> float:
+        # Spread the first probes so a restart does not hit the predictor all at once.
+        return settings.initial_delay + self._random.uniform(0.0, settings.jitter * settings.period)
+
+    def interval(self, st: ModelState) -> float:
+        s = st.settings
+        base = s.period
+        if s.unhealthy_period is not None and st.failing():
+            base = s.unhealthy_period
+        return base * (1.0 + s.jitter * (self._random.random() - 0.5))
+
+    def schedule(self, st: ModelState, due: float) -> None:
+        st.generation += 1
+        st.due = due
+        heapq.heappush(self._heap, (due, next(self._seq), st.name, st.generation))
+        if due < self._sleep_until:
+            self._wake.set()
+
+    def forget(self, spec_id: int) -> None:
+        """The instance is gone (a later equal spec is a new one)."""
+        self._batch_capable.pop(spec_id, None)
+
+    # -- the task --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name="healthkit-monitor")
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wake.clear()
+            now = loop.time()
+            if not self._heap or self._heap[0][0] > now + _TICK:
+                self._sleep_until = self._heap[0][0] if self._heap else math.inf
+                delay = None if not self._heap else self._heap[0][0] - now
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                self._sleep_until = -math.inf
+                continue
+            try:
+                self._launch_due(loop.time())
+            except Exception:
+                # The monitor never dies: one bad tick is logged and the next one runs.
+                log.exception("monitor scheduler tick failed")
+            # Let the probes just started (and everything else) run before the next tick.
+            await asyncio.sleep(0)
+
+    # -- probing ---------------------------------------------------------------------------
+
+    def _launch_due(self, now: float) -> None:
+        due: list[ModelState] = []
+        parked: list[ModelState] = []
+        shared = self._checks.shared
+        while self._heap and self._heap[0][0] <= now + _TICK:
+            when, _, name, generation = heapq.heappop(self._heap)
+            st = self._models.states.get(name)
+            if st is None or st.generation != generation or st.probing:
+                continue
+            self.lateness.append(max(0.0, now - when))
+            if st.key not in shared and not self._detector.may_start(st.key[0]):
+                # The upstream is down and a half-open probe is out: wait for its verdict.
+                parked.append(st)
+                continue
+            st.probe = Probe.RUNNING
+            st.wanted = when
+            st.due = math.inf
+            due.append(st)
+        for st in parked:
+            self.park(st, now)
+        groups: dict[int, list[ModelState]] = {}
+        for st in due:
+            instance = self._instance(st)
+            spec_id = st.key[0]
+            if instance is None:
+                self.probe_done(st, now)
+            elif not self._detector.may_start(spec_id) and st.key not in shared:
+                # Another model of this instance just took the half-open probe.
+                self.probe_done(st, now, park=True)
+            elif self._is_batch(spec_id, instance) and not self._detector.is_down(spec_id):
+                groups.setdefault(spec_id, []).append(st)
+            else:
+                self._probe(st, instance, now)
+        for spec_id, members in groups.items():
+            # Members of the group due within half their period come along now:
+            # after one round the whole group is probed with one call per period.
+            for name in self._models.models_of_spec.get(spec_id, ()):
+                other = self._models.states[name]
+                if not other.probing and other.due - now <= other.settings.period / 2:
+                    other.probe = Probe.RUNNING
+                    other.due = math.inf
+                    other.generation += 1
+                    members.append(other)
+            instance = self._instance(members[0])
+            if instance is None:
+                for st in members:
+                    self.probe_done(st, now)
+            elif len(members) == 1:
+                self._probe(members[0], instance, now)
+            else:
+                assert isinstance(instance, BatchStrategy)
+                futures = self._checks.submit_batch(instance, members)
+                for st, fut in zip(members, futures, strict=True):
+                    self._when_done(fut, st, now)
+
+    def _instance(self, st: ModelState) -> Strategy | None:
+        try:
+            return self._instance_of(st.name)
+        except KeyError:
+            return None
+
+    def _is_batch(self, spec_id: int, instance: Strategy) -> bool:
+        known = self._batch_capable.get(spec_id)
+        if known is None:
+            known = isinstance(instance, BatchStrategy)
+            self._batch_capable[spec_id] = known
+        return known
+
+    def _probe(self, st: ModelState, instance: Strategy, started: float) -> None:
+        """A background probe: join the key's shared check, or start one."""
+        fut = self._checks.shared.get(st.key)
+        if fut is None:
+            fut = self._checks.submit_single(st.key, instance, st)
+        self._when_done(fut, st, started)
+
+    def _when_done(self, fut: asyncio.Future[CheckResult], st: ModelState, started: float) -> None:
+        fut.add_done_callback(lambda _: self.probe_done(st, started))
+
+    def park(self, st: ModelState, now: float) -> None:
+        """Hold ``st``'s probe while its upstream is down: the verdict reschedules it.
+
+        It still comes due a period later (and is parked again if the upstream is
+        still down), so no model is ever left without a schedule.
+        """
+        breaker = self._detector.get(st.key[0])
+        if breaker is not None and breaker.down:
+            breaker.parked.add(st.name)
+        self.schedule(st, now + self.interval(st))
+
+    def probe_done(self, st: ModelState, started: float, *, park: bool = False) -> None:
+        again = st.probe is Probe.RUNNING_THEN_AGAIN
+        st.probe = Probe.SCHEDULED
+        st.wanted = math.inf
+        if not self._running() or self._models.states.get(st.name) is not st:
+            return
+        if park:
+            self.park(st, started)
+            return
+        now = asyncio.get_running_loop().time()
+        if again:
+            self.schedule(st, now)
+        else:
+            self.schedule(st, max(started + self.interval(st), now))
