@@ -196,6 +196,8 @@ class OutageDetector:
                 return Change.NONE
             breaker.circuit = Circuit.CLOSED
             return Change.RECOVERED
+        if is_timeout(result) and starved > STARVED_SHARE * deadline:
+            return Change.NONE  # the checker, not the upstream, ran out of time
         if breaker is None:
             breaker = self._breakers[spec_id] = Breaker()
         if breaker.failures == 0:
@@ -206,7 +208,12 @@ class OutageDetector:
             if len(breaker.targets) >= needed:
                 break
             breaker.targets.add(target)
-        if breaker.down or breaker.failures < threshold:
+        if (
+            breaker.down
+            or breaker.failures < threshold
+            or len(breaker.targets) < needed
+            or now - breaker.since < timeout
+        ):
             return Change.NONE
         breaker.circuit = Circuit.OPEN
         breaker.proof = result
