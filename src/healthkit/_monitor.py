@@ -12,7 +12,6 @@ import asyncio
 import collections
 import enum
 import logging
-import math
 import time
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
@@ -22,7 +21,7 @@ from ._errors import ClosedError
 from ._guard import deadline_for
 from ._healthkit import HealthKit
 from ._monitoring._checks import DEFAULT_MAX_ON_DEMAND_TARGETS, Checks
-from ._monitoring._models import Models, ModelState, Probe
+from ._monitoring._models import Models
 from ._monitoring._outage import OutageDetector
 from ._monitoring._records import (
     CheckEvent,
@@ -32,9 +31,9 @@ from ._monitoring._records import (
     TransitionListener,
     percentile,
 )
+from ._monitoring._reload import apply_reload
 from ._monitoring._runner import Runner
 from ._monitoring._scheduler import Scheduler
-from ._monitoring._thresholds import restart as restart_thresholds
 from ._monitoring._verdicts import Verdicts
 from ._resolver import ReloadPlan
 from ._result import CheckResult, Target
@@ -414,12 +413,6 @@ class Monitor:
 
     # -- config ------------------------------------------------------------------------
 
-    def _unindex(self, st: ModelState) -> None:
-        gone = self._models.unindex(st)
-        if gone is not None:
-            self._scheduler.forget(gone)
-            self._detector.forget(gone)
-
     async def areload(self, config: ServerConfig) -> ReloadPlan:
         """Switch to ``config``: only models whose check changed restart probing.
 
@@ -430,43 +423,16 @@ class Monitor:
         if self._life is _Life.CLOSED:
             raise ClosedError("monitor is closed")
         plan = await self._kit.areload(config)
-        now = asyncio.get_running_loop().time()
-        running = self._life is _Life.RUNNING
-        states, scheduler = self._models.states, self._scheduler
-        for name in plan.removed:
-            st = states.pop(name, None)
-            if st is not None:
-                st.generation += 1
-                self._unindex(st)
-        for name in plan.added:
-            st = self._models.add(config.models[name])
-            if running:
-                scheduler.schedule(st, now + scheduler.first_delay(st.settings))
-        for name, mc in config.models.items():
-            if name in plan.added:
-                continue
-            st = states[name]
-            if mc == st.config:
-                continue
-            restart = (
-                name in plan.changed
-                or mc.check != st.config.check
-                or mc.version != st.config.version
-            )
-            self._unindex(st)
-            self._models.configure(st, mc)
-            if restart:
-                st.thresholds = restart_thresholds(st.thresholds)
-                st.fresh_until = -math.inf
-                if st.probing:
-                    st.probe = Probe.RUNNING_THEN_AGAIN
-                elif running:
-                    scheduler.schedule(st, now)
-            elif not st.probing and running:
-                soonest = now + scheduler.interval(st)
-                if soonest < st.due:
-                    scheduler.schedule(st, soonest)
-        self._checks.prune(now)
+        apply_reload(
+            plan,
+            config,
+            models=self._models,
+            scheduler=self._scheduler,
+            detector=self._detector,
+            checks=self._checks,
+            now=asyncio.get_running_loop().time(),
+            running=self._life is _Life.RUNNING,
+        )
         return plan
 
     def __repr__(self) -> str:

@@ -20,9 +20,10 @@ from .._monitor_settings import MonitorSettings
 from .._result import CheckResult, Target
 from .._status import Status
 from .._strategy import StrategySpec
-from . import _thresholds as thresholds
 from ._records import Transition, TransitionListener
 from ._thresholds import ThresholdState
+from ._thresholds import mark_down as thresholds_marked_down
+from ._thresholds import observe as thresholds_after
 
 __all__ = ["Key", "ModelState", "Models", "Probe"]
 
@@ -171,7 +172,7 @@ class Models:
         st.observed = time.monotonic()
         old = st.thresholds
         settings = st.settings
-        st.thresholds = thresholds.observe(
+        st.thresholds = thresholds_after(
             old,
             result.status,
             success_threshold=settings.success_threshold,
@@ -185,7 +186,7 @@ class Models:
         st.last = result
         st.observed = now
         old = st.thresholds.status
-        st.thresholds = thresholds.mark_down(
+        st.thresholds = thresholds_marked_down(
             st.thresholds, Status.UNHEALTHY, failure_threshold=st.settings.failure_threshold
         )
         if old != Status.UNHEALTHY:
