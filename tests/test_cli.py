@@ -176,7 +176,7 @@ def test_check_healthy_exits_0_with_a_readable_table(
     result = run("check", path)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["MODEL", "STATUS", "STRATEGY", "LATENCY", "DETAIL"]
+    assert lines[0].split() == ["MODEL", "STATUS", "STRATEGY", "ENDPOINT", "LATENCY", "DETAIL"]
     alpha = next(line for line in lines if line.startswith("alpha"))
     assert alpha.split()[:3] == ["alpha", "healthy", "http"]
     assert "ready (HTTP 200)" in alpha
@@ -299,8 +299,10 @@ def test_check_table_shows_composite_children(server: OipServer, write: Callable
     result = run("check", write(toml_config(server.url, models)))
     assert result.exit_code == 0, result.output
     assert re.search(r"^gamma\s+healthy\s+composite", result.stdout, re.M)
-    assert re.search(r"^  \[0\] gamma\s+healthy\s+http\s", result.stdout, re.M)
-    assert re.search(r"^  \[1\] gamma\s+healthy\s+noop\s", result.stdout, re.M)
+    # Children are labelled by strategy, with the endpoint each one checked.
+    url = re.escape(server.url)
+    assert re.search(rf"^  \[0\] http\s+healthy\s+http\s+{url}\s", result.stdout, re.M)
+    assert re.search(r"^  \[1\] noop\s+healthy\s+noop\s+-\s", result.stdout, re.M)
 
 
 def test_check_one_model(server: OipServer, write: Callable[..., str]) -> None:

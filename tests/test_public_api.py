@@ -30,6 +30,7 @@ EXPECTED = [
     "PluginFailure",
     "PluginInfo",
     "ReloadPlan",
+    "RequestInfo",
     "Resolver",
     "ResolverStats",
     "Secret",

@@ -29,7 +29,7 @@ from ._registry import (
     StrategyRegistry,
 )
 from ._resolver import ReloadPlan, Resolver, ResolverStats
-from ._result import CheckResult, ErrorInfo, Target
+from ._result import CheckResult, ErrorInfo, RequestInfo, Target
 from ._secret import Secret
 from ._status import Status, worst_status
 from ._strategy import (
@@ -63,6 +63,7 @@ __all__ = [
     "PluginFailure",
     "PluginInfo",
     "ReloadPlan",
+    "RequestInfo",
     "Resolver",
     "ResolverStats",
     "Secret",

@@ -35,6 +35,11 @@ class HealthReport:
     resolver: ResolverStats
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON of ``healthkit check --format json`` (the CLI calls this very method).
+
+        Each model is :meth:`CheckResult.to_dict`: every key always present,
+        ``children`` an empty list for a leaf.
+        """
         return {
             "status": self.status.value,
             "models": {name: result.to_dict() for name, result in self.results.items()},
@@ -146,10 +151,19 @@ class HealthKit:
             resolver=self._resolver.stats(),
         )
 
-    async def areload(self, config: ServerConfig) -> ReloadPlan:
-        """Switch to ``config``; models whose spec is unchanged keep their instance."""
+    async def areload(
+        self, config: ServerConfig | str | os.PathLike[str] | Mapping[str, Any]
+    ) -> ReloadPlan:
+        """Switch to ``config``; models whose spec is unchanged keep their instance.
+
+        ``config`` is a loaded :class:`ServerConfig`, or what :meth:`from_config`
+        takes (a file path or a mapping), loaded with this kit's registry. A
+        config that does not load raises ``ConfigError`` and changes nothing.
+        """
         if self._closed:
             raise ClosedError("HealthKit is closed")
+        if not isinstance(config, ServerConfig):
+            config = load_config(config, registry=self._registry)
         plan = await self._resolver.apply({m.name: m.check for m in config.models.values()})
         self._config = config
         self._started = True
@@ -191,7 +205,10 @@ class HealthKit:
     def check_all(self, *, concurrency: int = DEFAULT_CONCURRENCY) -> HealthReport:
         return self._run(self.acheck_all(concurrency=concurrency))
 
-    def reload(self, config: ServerConfig) -> ReloadPlan:
+    def reload(
+        self, config: ServerConfig | str | os.PathLike[str] | Mapping[str, Any]
+    ) -> ReloadPlan:
+        """:meth:`areload` on the private loop: a config, a file path or a mapping."""
         return self._run(self.areload(config))
 
     def close(self) -> None:

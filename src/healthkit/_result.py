@@ -9,7 +9,7 @@ import attrs
 
 from ._status import Status
 
-__all__ = ["CheckResult", "ErrorInfo", "Target"]
+__all__ = ["CheckResult", "ErrorInfo", "RequestInfo", "Target"]
 
 
 @attrs.frozen(kw_only=True)
@@ -45,6 +45,38 @@ class ErrorInfo:
         return cls(type=type(exc).__name__, message=message)
 
 
+def _shown_url(url: str | None) -> str | None:
+    """``url`` without its query and fragment: either may carry a token (``?api_key=``)."""
+    if url is None or ("?" not in url and "#" not in url):
+        return url
+    return url.split("#", 1)[0].split("?", 1)[0]
+
+
+def _shown_request_url(url: str) -> str:
+    return _shown_url(url) or ""
+
+
+@attrs.frozen(kw_only=True)
+class RequestInfo:
+    """The request a check made, to tell why it failed: never carries a secret.
+
+    ``url`` is shown as it is, so a strategy passes a URL without credentials
+    (``SecretUrl.url``) and never a header. ``status`` is what came back
+    (``"HTTP 503"``), or ``None`` when no answer came (refused, timed out).
+    A query string or fragment is dropped (it may carry a token).
+    """
+
+    method: str
+    url: str = attrs.field(converter=_shown_request_url)
+    status: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.url} -> {self.status or 'no answer'}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "url": self.url, "status": self.status}
+
+
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
@@ -63,16 +95,27 @@ class CheckResult:
     error: ErrorInfo | None = None
     #: Results of child checks (composite strategies), in config order.
     children: tuple[CheckResult, ...] = ()
+    #: What the check contacted, without credentials: a URL (``http``, ``openai``) or
+    #: ``host:port`` (``grpc``, ``tcp``); ``None`` when a strategy does not say. A query
+    #: string or fragment is dropped (it may carry a token).
+    endpoint: str | None = attrs.field(default=None, converter=_shown_url)
+    #: The request made for this check (``http``), to tell why it failed.
+    request: RequestInfo | None = None
 
     @property
     def latency_ms(self) -> float:
         return round(self.latency * 1000.0, 3)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready view of this result (no secrets are ever stored in one)."""
-        data: dict[str, Any] = {
+        """A JSON-ready view of this result (no secrets are ever stored in one).
+
+        Every key is always there (``children`` is ``[]`` for a leaf): the shape of
+        each model in ``healthkit check --format json``.
+        """
+        return {
             "status": self.status.value,
             "strategy": self.strategy,
+            "endpoint": self.endpoint,
             "model": self.target.model,
             "version": self.target.version,
             "latency_ms": self.latency_ms,
@@ -81,7 +124,6 @@ class CheckResult:
             "error": None
             if self.error is None
             else {"type": self.error.type, "message": self.error.message},
+            "request": None if self.request is None else self.request.to_dict(),
+            "children": [child.to_dict() for child in self.children],
         }
-        if self.children:
-            data["children"] = [child.to_dict() for child in self.children]
-        return data

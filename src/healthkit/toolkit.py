@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from ._result import CheckResult, ErrorInfo, Target
+from ._result import CheckResult, ErrorInfo, RequestInfo, Target
 from ._status import Status
 from ._url import SecretUrl
 
@@ -64,13 +64,16 @@ class ResultBuilder:
     ``error`` is an exception (it becomes an :class:`~healthkit.ErrorInfo` of its
     type and message) or an ``ErrorInfo`` taken as it is. ``scrub``, when given,
     is applied to the detail and the error message (say, to mask a token an
-    upstream echoed back); ``error_limit`` cuts long error messages.
+    upstream echoed back); ``error_limit`` cuts long error messages. ``endpoint``
+    (a URL without credentials, or ``host:port``) says in every result what was
+    contacted.
     """
 
     #: The strategy's name, as every result reports it.
     strategy: str
     scrub: Callable[[str], str] | None = attrs.field(default=None, kw_only=True)
     error_limit: int | None = attrs.field(default=None, kw_only=True)
+    endpoint: str | None = attrs.field(default=None, kw_only=True)
 
     def __call__(
         self,
@@ -80,8 +83,12 @@ class ResultBuilder:
         error: BaseException | ErrorInfo | None = None,
         *,
         error_type: str | None = None,
+        request: RequestInfo | None = None,
     ) -> CheckResult:
-        """A result; ``error_type`` replaces the error's type name (``"TimeoutError"``, say)."""
+        """A result; ``error_type`` replaces the error's type name (``"TimeoutError"``, say).
+
+        ``request`` is the request the check made (see :class:`~healthkit.RequestInfo`).
+        """
         info = ErrorInfo.from_exception(error) if isinstance(error, BaseException) else error
         if info is not None:
             message = info.message
@@ -97,6 +104,8 @@ class ResultBuilder:
             target=target,
             detail=detail if self.scrub is None else self.scrub(detail),
             error=info,
+            endpoint=self.endpoint,
+            request=request,
         )
 
 

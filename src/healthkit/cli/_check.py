@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
+from collections.abc import Sequence
 
 import click
 
@@ -14,15 +16,17 @@ from .._guard import run_bounded
 from .._healthkit import HealthKit, HealthReport
 from .._registry import StrategyRegistry
 from .._resolver import ONE_SHOT_CLOSE_TIMEOUT
-from .._status import Status
+from .._status import Status, worst_status
 from ._output import (
     EXIT_CODES,
     FORMAT_OPTION,
+    RESULT_HEADERS,
     MonitoringCommand,
     Redactor,
+    emit,
+    explain_lines,
     fail,
     load_or_exit,
-    result_dict,
     result_rows,
     styled_status,
     table,
@@ -31,21 +35,25 @@ from ._output import (
 __all__ = ["check", "report_lines"]
 
 
-async def _run(config: ServerConfig, registry: StrategyRegistry, model: str | None) -> HealthReport:
+async def _run(
+    config: ServerConfig, registry: StrategyRegistry, models: Sequence[str]
+) -> HealthReport:
     # One shot: a close that hangs is not worth waiting for, the process exits next.
     async with HealthKit(config, registry=registry, close_timeout=ONE_SHOT_CLOSE_TIMEOUT) as kit:
-        if model is None:
+        if not models:
             return await kit.acheck_all()
-        result = await kit.acheck(model)
+        results = await asyncio.gather(*(kit.acheck(model) for model in models))
         return HealthReport(
-            status=result.status, results=FrozenMap({model: result}), resolver=kit.stats()
+            status=worst_status(r.status for r in results),
+            results=FrozenMap(dict(zip(models, results, strict=True))),
+            resolver=kit.stats(),
         )
 
 
-def report_lines(report: HealthReport) -> list[str]:
-    """A report as a table, then one summary line."""
+def report_lines(report: HealthReport, *, verbose: bool = False) -> list[str]:
+    """A report as a table, then one summary line; ``verbose``: why each failing model fails."""
     rows = [row for name, result in report.results.items() for row in result_rows(name, result)]
-    lines = table(("MODEL", "STATUS", "STRATEGY", "LATENCY", "DETAIL"), rows)
+    lines = table(RESULT_HEADERS, rows)
     counts = Counter(r.status for r in report.results.values())
     summary = ", ".join(f"{counts[s]} {s.value}" for s in Status if counts[s]) or "no models"
     stats = report.resolver
@@ -54,14 +62,33 @@ def report_lines(report: HealthReport) -> list[str]:
         f"{styled_status(report.status)}: {summary}; "
         f"resolver: {stats.models} models, {stats.instances} instances"
     )
+    if verbose:
+        explained = [
+            line for name, result in report.results.items() for line in explain_lines(name, result)
+        ]
+        if explained:
+            lines.extend(["", *explained])
     return lines
 
 
 @click.command(cls=MonitoringCommand)
 @click.argument("config", metavar="CONFIG")
-@click.option("--model", metavar="NAME", help="Check only this model (default: every model).")
+@click.option(
+    "--model",
+    "models",
+    metavar="NAME",
+    multiple=True,
+    help="Check only this model (repeatable: each one; default: every model).",
+)
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Below the table, why each model that is not healthy fails: the request made"
+    " (method, URL, answer) or the endpoint, and the error.",
+)
 @FORMAT_OPTION
-def check(config: str, model: str | None, fmt: str) -> None:
+def check(config: str, models: tuple[str, ...], verbose: bool, fmt: str) -> None:
     """Run the health checks of CONFIG once and exit with the status.
 
     Exit codes (monitoring-plugins convention): 0 healthy, 1 degraded,
@@ -71,23 +98,21 @@ def check(config: str, model: str | None, fmt: str) -> None:
     registry = StrategyRegistry()
     server_config = load_or_exit(config, registry)
     redact = Redactor.for_config(server_config)
-    if model is not None and model not in server_config.models:
-        known = ", ".join(server_config.models) or "(none)"
-        raise fail(f"unknown model {model!r}; models in {config}: {known}")
+    wanted = list(dict.fromkeys(models))  # each once, in the order asked
+    for model in wanted:
+        if model not in server_config.models:
+            known = ", ".join(server_config.models) or "(none)"
+            raise fail(f"unknown model {model!r}; models in {config}: {known}")
     try:
         # Not asyncio.run: it would wait forever for a check that swallows cancellation.
-        report = run_bounded(_run(server_config, registry, model))
+        report = run_bounded(_run(server_config, registry, wanted))
     except HealthkitError as exc:
         # A strategy that cannot even start (a missing CA bundle, say): nothing was checked.
         raise fail(redact(f"error: {exc}")) from None
     if fmt == "json":
-        data = {
-            "status": report.status.value,
-            "models": {name: result_dict(r) for name, r in report.results.items()},
-            "resolver": report.resolver.to_dict(),
-        }
-        click.echo(json.dumps(redact.data(data), indent=2))
+        # The same function as HealthReport.to_dict: the API and the CLI agree on the shape.
+        emit([json.dumps(redact.data(report.to_dict()), indent=2)])
     else:
-        for line in report_lines(report):
-            click.echo(redact(line))
+        emit(redact(line) for line in report_lines(report, verbose=verbose))
+    # The status, even when the reader closed the pipe early (emit drops the rest).
     raise click.exceptions.Exit(EXIT_CODES[report.status])

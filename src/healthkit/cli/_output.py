@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -26,14 +28,19 @@ __all__ = [
     "FORMAT_OPTION",
     "MonitoringCommand",
     "PlannedInstance",
+    "RESULT_HEADERS",
     "Redactor",
+    "color_setting",
     "create_instances",
     "dedupe_plan",
+    "emit",
+    "explain_lines",
     "fail",
     "load_or_exit",
     "plan_dict",
     "plan_figures",
     "plan_lines",
+    "quiet_stdout",
     "result_dict",
     "result_rows",
     "spec_summary",
@@ -84,6 +91,45 @@ class MonitoringCommand(click.Command):
 
 class _UsageError(click.UsageError):
     exit_code = EXIT_ERROR
+
+
+def color_setting(choice: str, environ: Mapping[str, str]) -> bool | None:
+    """``--color`` as ``click.Context.color``: ``None`` lets click colour only a terminal.
+
+    ``auto`` also honours the conventions for turning colour off: ``NO_COLOR`` set
+    to anything but the empty string (https://no-color.org), and ``TERM=dumb``.
+    """
+    if choice == "always":
+        return True
+    if choice == "never" or environ.get("NO_COLOR") or environ.get("TERM") == "dumb":
+        return False
+    return None
+
+
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null: the reader is gone, and a flush at exit must not fail."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (a test runner's buffer): nothing will flush into a pipe
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+def emit(lines: Iterable[str]) -> None:
+    """Write ``lines`` to stdout; a reader that goes away (``| head -1``) only ends the output.
+
+    The command's exit code (its status) must not change because nobody reads
+    the rest: the remaining lines are dropped, quietly.
+    """
+    try:
+        for line in lines:
+            click.echo(line)
+    except BrokenPipeError:
+        quiet_stdout()
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> click.exceptions.Exit:
@@ -152,25 +198,53 @@ def styled_status(status: Status, width: int = 0) -> str:
 
 
 def result_dict(result: CheckResult) -> dict[str, Any]:
-    """``CheckResult.to_dict`` with ``children`` always present (an empty list for a leaf)."""
-    data = result.to_dict()
-    data["children"] = [result_dict(child) for child in result.children]
-    return data
+    """One model in ``check --format json``: ``CheckResult.to_dict`` (one shape everywhere)."""
+    return result.to_dict()
 
 
 def _latency(result: CheckResult) -> str:
     return f"{result.latency_ms:.1f} ms"
 
 
+#: Columns of ``result_rows``.
+RESULT_HEADERS = ("MODEL", "STATUS", "STRATEGY", "ENDPOINT", "LATENCY", "DETAIL")
+
+
 def result_rows(
     name: str, result: CheckResult, depth: int = 0
-) -> list[tuple[str, Status, str, str, str]]:
-    """Table rows for one result: the model, then its children indented below it."""
-    rows = [(name, result.status, result.strategy, _latency(result), result.detail)]
+) -> list[tuple[str, Status, str, str, str, str]]:
+    """Table rows for one result: the model, then its children indented below it.
+
+    A child is labelled by its index and strategy (its target is the parent's
+    model, which says nothing); the ENDPOINT column says what each one contacted.
+    """
+    endpoint = result.endpoint or "-"
+    rows = [(name, result.status, result.strategy, endpoint, _latency(result), result.detail)]
     for index, child in enumerate(result.children):
-        label = "  " * (depth + 1) + f"[{index}] {child.target}"
+        label = "  " * (depth + 1) + f"[{index}] {child.strategy}"
         rows.extend(result_rows(label, child, depth + 1))
     return rows
+
+
+def explain_lines(name: str, result: CheckResult, depth: int = 0) -> list[str]:
+    """Why ``result`` is not healthy: the request made (or the endpoint), the error.
+
+    For ``check -v``: one block per result that is not healthy, its failing
+    children below it. The caller redacts the lines.
+    """
+    if result.status is Status.HEALTHY:
+        return []
+    pad = "  " * (depth + 1)
+    lines = [f"{pad[:-2]}{name}: {result.status.value}: {result.detail or '(no detail)'}"]
+    if result.request is not None:
+        lines.append(f"{pad}request: {result.request}")
+    elif result.endpoint is not None:
+        lines.append(f"{pad}endpoint: {result.endpoint}")
+    if result.error is not None:
+        lines.append(f"{pad}error: {result.error.type}: {result.error.message}")
+    for index, child in enumerate(result.children):
+        lines.extend(explain_lines(f"[{index}] {child.strategy}", child, depth + 1))
+    return lines
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str | Status]]) -> list[str]:

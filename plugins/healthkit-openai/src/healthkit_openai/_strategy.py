@@ -62,7 +62,8 @@ class OpenAIStrategy:
             # Shared with every instance of the same TLS settings; none built for plain http.
             verify=None if plain else tls_context(verify=config.verify, ca_bundle=config.ca_bundle),
         )
-        self._result = ResultBuilder(self.name)
+        # No credentials (SecretUrl.url has none); CheckResult drops any query.
+        self._result = ResultBuilder(self.name, endpoint=config.base_url.url)
 
     @classmethod
     def create(cls, config: OpenAIConfig, context: StrategyContext) -> OpenAIStrategy:

@@ -40,7 +40,7 @@ class TcpStrategy:
         self._ssl = (
             tls_context(verify=config.verify, ca_bundle=config.ca_bundle) if config.tls else None
         )
-        self._result = ResultBuilder(self.name)
+        self._result = ResultBuilder(self.name, endpoint=config.address)
 
     @classmethod
     def create(cls, config: TcpConfig, context: StrategyContext) -> TcpStrategy:

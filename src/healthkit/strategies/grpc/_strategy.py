@@ -150,7 +150,7 @@ class GrpcStrategy:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._calls: dict[str, Any] = {}
         self._closed = False
-        self._result = ResultBuilder(self.name)
+        self._result = ResultBuilder(self.name, endpoint=config.target)
         #: How many channels this instance has opened (one, unless used from another loop).
         self.channels_created = 0
 

@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 import httpx
 
-from ..._result import CheckResult, Target
+from ..._result import CheckResult, RequestInfo, Target
 from ..._status import Status
 from ..._strategy import StrategyContext
 from ...toolkit import ResultBuilder, http_client, no_tls_context, retrying, tls_context
@@ -85,7 +85,11 @@ class HttpStrategy:
         self._closers: set[asyncio.Task[None]] = set()
         # Upstream text is scrubbed of the config's secrets (the last line of defence).
         scrub = functools.partial(_mask, secrets_of(config))
-        self._result = ResultBuilder(self.name, scrub=scrub, error_limit=200)
+        # Shown in results: no credentials (SecretUrl.url has none), no query (a token?).
+        self._shown_url = config.base_url.url.partition("#")[0].partition("?")[0]
+        self._result = ResultBuilder(
+            self.name, scrub=scrub, error_limit=200, endpoint=self._shown_url
+        )
         self._request_ids = itertools.count()
 
     def _new_client(self) -> httpx.AsyncClient:
@@ -298,6 +302,8 @@ class HttpStrategy:
             path = self.path_for(target)
         except (KeyError, IndexError, ValueError) as exc:
             return self._result(target, Status.UNKNOWN, f"bad path template: {exc}", exc)
+        # What check -v shows when it fails.
+        request = RequestInfo(method=self.config.method, url=self._shown_url + path)
         try:
             reply = await self._exchange(
                 self.config.method,
@@ -306,10 +312,13 @@ class HttpStrategy:
                 cap=self.config.max_body_bytes,
             )
         except GateTimeout as exc:
-            return self._gate_timeout(target, exc)
+            return attrs.evolve(self._gate_timeout(target, exc), request=request)
         except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
-            return self._result(target, Status.UNHEALTHY, self._failure(exc), exc)
-        return interpret(self._result, self.config, target, reply)
+            detail = self._failure(exc)
+            return self._result(target, Status.UNHEALTHY, detail, exc, request=request)
+        result = interpret(self._result, self.config, target, reply)
+        answered = attrs.evolve(request, status=f"HTTP {reply.status_code}")
+        return attrs.evolve(result, request=answered)
 
     def _gate_timeout(self, target: Target, exc: GateTimeout, prefix: str = "") -> CheckResult:
         detail = (
@@ -359,6 +368,7 @@ class HttpBatchStrategy(HttpStrategy):
         failure: tuple[str, BaseException | None] | None = None
         entries: list[Any] = []
         cap = self.config.max_body_bytes + _INDEX_BYTES_PER_MODEL * len(wanted)
+        reply: Reply | None = None
         try:
             reply = await self._exchange(
                 "POST", "/v2/repository/index", need_body=True, cap=cap, json={}
@@ -389,6 +399,11 @@ class HttpBatchStrategy(HttpStrategy):
                 else:
                     entries = [e for e in body if isinstance(e, dict)]
         elapsed = time.perf_counter() - start
+        request = RequestInfo(
+            method="POST",
+            url=self._shown_url + "/v2/repository/index",
+            status=None if reply is None else f"HTTP {reply.status_code}",
+        )
         by_name: dict[str, list[dict[str, Any]]] = {}
         for entry in entries:
             by_name.setdefault(str(entry.get("name")), []).append(entry)
@@ -400,5 +415,5 @@ class HttpBatchStrategy(HttpStrategy):
                 )
             else:
                 result = index_result(self._result, target, by_name.get(target.model or "", []))
-            out[target] = attrs.evolve(result, latency=elapsed)
+            out[target] = attrs.evolve(result, latency=elapsed, request=request)
         return out
