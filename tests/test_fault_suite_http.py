@@ -143,6 +143,14 @@ EXPECTED: dict[tuple[str, str], Status] = {
     ("tcp", "huge"): Status.HEALTHY,
     ("tcp", "huge-unsized"): Status.HEALTHY,
 }
+#: Faults where no answer arrives in time. docs/reliability.md: the strategy gives up
+#: within its own timeout, with its own reason, before the monitor's hard cap has to cut
+#: it ("check timed out after ..."); a server that drips a byte now and then must not
+#: reset that countdown. (A composite's children are cut by the composite's timeout:
+#: that is its own reason, so composite cells are judged by the table above only.)
+TIMEOUT_FAULTS = ("hang", "slow", "drip")
+OWN_TIMEOUT_REASON = f"timed out after {TIMEOUT:g}s"
+
 #: Cells that do not exist: a TCP probe follows no redirects (its 302 is just bytes
 #: that are not `expect`, which the 5xx cell covers already).
 NOT_APPLICABLE = {("tcp", "redirect-loop")}
@@ -221,6 +229,9 @@ async def test_http_fault_cell(
     run = run_monitor_round if strategy == "http-batch" else run_check
     outcome = await run(health_check, plugin_registry)
     assert_cell(outcome, EXPECTED.get((strategy, fault), Status.UNHEALTHY))
+    if fault in TIMEOUT_FAULTS and strategy != "composite":
+        detail = outcome.result.detail
+        assert OWN_TIMEOUT_REASON in detail and "check timed out" not in detail, detail
 
 
 def test_every_http_fault_and_strategy_is_a_cell() -> None:

@@ -17,17 +17,26 @@ does one thing:
   costs tens of milliseconds and most of a megabyte); :func:`no_tls_context`
   is the shared stand-in for a client that never speaks TLS;
 - :func:`http_client` is an ``httpx.AsyncClient`` set up as healthkit's own
-  strategies use theirs (one pool, no redirects, nothing from the environment).
+  strategies use theirs (one pool, no redirects, nothing from the environment);
+  :func:`fetch` sends one request that ends by one deadline, head and body
+  alike, and reads a capped body; :func:`http_failure` says in words why a
+  request got no HTTP answer;
+- :func:`secret_masker` masks a config's secrets in text an upstream sent,
+  and :func:`printable` / :func:`excerpt` make such text safe and short to show
+  (no terminal escapes, no bytes reprs).
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 import os
 import ssl
 import threading
+import unicodedata
 import weakref
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import attrs
 
@@ -40,12 +49,18 @@ if TYPE_CHECKING:
     import tenacity
 
 __all__ = [
+    "HttpReply",
     "ResultBuilder",
     "RetrySettings",
+    "excerpt",
+    "fetch",
     "http_client",
+    "http_failure",
     "no_tls_context",
+    "printable",
     "retry_deadline",
     "retrying",
+    "secret_masker",
     "tls_context",
 ]
 
@@ -107,6 +122,74 @@ class ResultBuilder:
             endpoint=self.endpoint,
             request=request,
         )
+
+
+# -- upstream text ---------------------------------------------------------------------------
+
+
+def secret_masker(*sources: object, extra: Iterable[str] = ()) -> Callable[[str], str]:
+    """A function that masks (``***``) every secret of ``sources`` in a text.
+
+    The secrets are every :class:`~healthkit.Secret` and the credentials of every
+    :class:`~healthkit.SecretUrl` in ``sources`` (configs are walked field by
+    field, mappings and sequences item by item) and each string of ``extra``;
+    each is matched in every form a library message or an echoing upstream may
+    show it: as it is, stripped, repr-escaped, percent-encoded, and the credential
+    of ``Bearer <token>`` alone. Values shorter than four characters are left
+    alone (masking them would garble ordinary words). Pass it as
+    ``ResultBuilder(name, scrub=...)``, or apply it to upstream text before
+    cutting an excerpt of it (a cut through a secret would show its first part).
+    """
+    from ._redact import Redactor  # its config imports reach back into this module
+
+    return Redactor(cast(Any, sources), extra=extra)
+
+
+#: Unicode's pictures of the C0 controls and DEL: visible, and inert in a terminal.
+_PICTURES = {code: chr(0x2400 + code) for code in range(32)} | {0x7F: "\u2421"}
+
+
+def printable(text: str | bytes, *, keep: str = "") -> str:
+    """``text`` made safe to print in a terminal, a log line or a table.
+
+    Bytes are decoded as UTF-8 (what does not decode becomes U+FFFD). Control
+    characters become their Unicode pictures (NUL ``␀``, ESC ``␛``, CR ``␍``,
+    LF ``␊``, DEL ``␡``), except those in ``keep`` (say ``"\\n\\t"`` for
+    multi-line output); other invisible or formatting characters (C1
+    controls, bidirectional overrides, zero-width ones) become U+FFFD and
+    other spaces a plain space. Never a bytes repr, never an escape sequence.
+    """
+    if isinstance(text, bytes | bytearray):
+        text = bytes(text).decode("utf-8", errors="replace")
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in keep:
+            out.append(ch)
+        elif code in _PICTURES:
+            out.append(_PICTURES[code])
+        elif ch.isprintable():
+            out.append(ch)
+        elif unicodedata.category(ch) == "Zs":
+            out.append(" ")
+        else:
+            out.append("\ufffd")
+    return "".join(out)
+
+
+def excerpt(text: str | bytes, limit: int = 80, *, tail: bool = False, keep: str = "") -> str:
+    """A :func:`printable` excerpt of ``text``, at most ``limit`` characters.
+
+    A longer text is cut with ``…``: its first ``limit - 1`` characters, or with
+    ``tail`` its last ones (where a command's error usually is). Mask secrets
+    before (see :func:`secret_masker`): a cut through one would show a part.
+    """
+    shown = printable(text, keep=keep)
+    if len(shown) <= limit:
+        return shown
+    if tail:
+        return "…" + shown[len(shown) - limit + 1 :]
+    return shown[: limit - 1] + "…"
 
 
 # -- retries ---------------------------------------------------------------------------------
@@ -312,3 +395,157 @@ def http_client(
         follow_redirects=False,
         trust_env=False,
     )
+
+
+@attrs.frozen
+class HttpReply:
+    """What one :func:`fetch` got: the status, and the body when it was read."""
+
+    status_code: int
+    headers: httpx.Headers
+    #: ``None`` when it was not read: too large, or not needed and not readable in time.
+    body: bytes | None
+    #: The body was needed but is larger than ``max_body_bytes`` (it was not read).
+    oversize: bool = False
+
+
+class _Countdown(dict[str, float | None]):
+    """httpx's per-phase timeouts, each what is left until one deadline.
+
+    httpx gives each phase (connect, write, read of the head, read of the body)
+    the full timeout, so one request could take several times its budget;
+    httpcore reads the timeout of each phase from this mapping when the phase
+    starts, so every phase ends by the same deadline.
+    """
+
+    _PHASES = ("connect", "read", "write", "pool")
+
+    def __init__(self, deadline: float) -> None:
+        super().__init__({phase: None for phase in self._PHASES})
+        self._deadline = deadline
+
+    def _left(self) -> float:
+        return max(0.0, self._deadline - asyncio.get_running_loop().time())
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._left() if key in self._PHASES else default
+
+    def __getitem__(self, key: str) -> float | None:
+        if key in self._PHASES:
+            return self._left()
+        raise KeyError(key)
+
+
+async def _read_body(
+    response: httpx.Response, need_body: bool, cap: int
+) -> tuple[bytes | None, bool]:
+    """At most ``cap`` bytes of the body: ``(body, oversize)``.
+
+    When only the status matters, a small body is still drained (so the
+    connection can serve the next check) and anything wrong with it is ignored.
+    """
+    import httpx
+
+    if response.request.method == "HEAD":
+        return b"", False
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > cap:
+        return None, need_body
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > cap:
+                return None, need_body
+            chunks.append(chunk)
+    except httpx.HTTPError:
+        if need_body:
+            raise
+        return None, False
+    return b"".join(chunks), False
+
+
+async def fetch(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    timeout: float,
+    max_body_bytes: int,
+    need_body: bool = True,
+    headers: Mapping[str, str] | None = None,
+    json: Any = None,
+) -> HttpReply:
+    """One request, over within ``timeout`` seconds from now: connect, send, head and body.
+
+    httpx times each read, so a server that drips a byte now and then would
+    hold a request for ever; here every phase gets what is left of one
+    countdown, and once the request is on a connection a deadline ends it
+    whatever the server sends (the connection is closed, never left half-read
+    in the pool; nothing is cancelled while it waits for a pool connection).
+    Running out of time raises ``httpx.ReadTimeout`` (``WriteTimeout`` while
+    sending); when only the status matters (``need_body=False``) and it
+    arrived, the reply comes back with the body unread. At most
+    ``max_body_bytes`` are read: a larger body is not read (``oversize`` when
+    it was needed). Other failures raise as httpx raises them (see
+    :func:`http_failure`).
+    """
+    import anyio
+    import httpx
+
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    request = client.build_request(
+        method, url, headers=headers, json=json, timeout=httpx.Timeout(timeout)
+    )
+    request.extensions["timeout"] = _Countdown(end)
+    scope = anyio.CancelScope()
+    phase = ""
+
+    async def trace(event: str, info: Mapping[str, Any]) -> None:
+        nonlocal phase
+        phase = event
+        # The deadline is armed once the request is on a connection: a request cut while
+        # queued for one can leak the pool's slot for good (httpcore issue #1093). The
+        # connect phase before this point is a single timed operation.
+        if scope.deadline == math.inf and "send_request_headers" in event:
+            scope.deadline = end
+
+    request.extensions["trace"] = trace
+    response: httpx.Response | None = None
+    body: bytes | None = None
+    oversize = False
+    try:
+        with scope:
+            response = await client.send(request, stream=True)
+            body, oversize = await _read_body(response, need_body, max_body_bytes)
+    finally:
+        if response is not None:
+            await response.aclose()
+    if scope.cancelled_caught:
+        if response is not None and not need_body:
+            return HttpReply(response.status_code, response.headers, None)
+        late = httpx.WriteTimeout if "send_request" in phase else httpx.ReadTimeout
+        raise late(f"no complete response within {timeout:.3g}s", request=request)
+    assert response is not None
+    return HttpReply(response.status_code, response.headers, body, oversize)
+
+
+def http_failure(exc: BaseException, *, timeout: float) -> str:
+    """Why a request got no HTTP answer, in the words of healthkit's ``http`` strategy.
+
+    ``timed out after 0.5s waiting for the response (ReadTimeout)``,
+    ``connection failed: connection refused``, ``TLS error: certificate not
+    trusted (...)``, ``request failed: RemoteProtocolError: not HTTP (...)``,
+    ``request failed: ReadError: connection reset by peer (...)``: never an
+    empty reason, never a bytes repr of what the server sent.
+    """
+    import httpx
+
+    from .strategies.http._words import TIMEOUT_WORDS, failure_words
+
+    if isinstance(exc, httpx.TimeoutException):
+        what = TIMEOUT_WORDS.get(type(exc), "waiting")
+        return f"timed out after {timeout:g}s {what} ({type(exc).__name__})"
+    return failure_words(exc)

@@ -82,7 +82,7 @@ class OpenAIConfig:
     api_key_env: str | None = attrs.field(
         default=None, converter=_optional_str, validator=_api_key_env
     )
-    #: Seconds for each request.
+    #: Seconds for the whole check: both requests share one countdown.
     timeout: float = attrs.field(default=1.0, validator=v.gt(0))
     #: Verify TLS certificates (on by default).
     verify: bool = True
@@ -90,6 +90,9 @@ class OpenAIConfig:
     ca_bundle: str | None = attrs.field(default=None, converter=_optional_file)
     #: Connection pool size of the one client every model of this config shares.
     max_connections: int = attrs.field(default=10, validator=v.ge(1))
+    #: Largest response body read, in bytes; a bigger model list is unhealthy (a bigger
+    #: ``/health`` body is left unread: only its status matters).
+    max_body_bytes: int = attrs.field(default=1 << 20, validator=v.ge(1))
 
     def __attrs_post_init__(self) -> None:
         if self.ca_bundle is not None and not self.verify:

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
-import ssl
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
 
 from healthkit import CheckResult, Secret, Status, StrategyContext, Target
-from healthkit.toolkit import ResultBuilder, http_client, tls_context
+from healthkit.toolkit import (
+    HttpReply,
+    ResultBuilder,
+    fetch,
+    http_client,
+    http_failure,
+    secret_masker,
+    tls_context,
+)
 
 from ._config import OpenAIConfig
 
@@ -28,15 +37,6 @@ class _Failed(Exception):
         self.status = status
         self.detail = detail
         self.cause = cause
-
-
-def _is_tls(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 class OpenAIStrategy:
@@ -63,7 +63,9 @@ class OpenAIStrategy:
             verify=None if plain else tls_context(verify=config.verify, ca_bundle=config.ca_bundle),
         )
         # No credentials (SecretUrl.url has none); CheckResult drops any query.
-        self._result = ResultBuilder(self.name, endpoint=config.base_url.url)
+        # The key and the URL's credentials are masked wherever an upstream echoes them.
+        scrub = secret_masker(config, extra=[key] if key else [])
+        self._result = ResultBuilder(self.name, endpoint=config.base_url.url, scrub=scrub)
 
     @classmethod
     def create(cls, config: OpenAIConfig, context: StrategyContext) -> OpenAIStrategy:
@@ -74,26 +76,30 @@ class OpenAIStrategy:
 
     # -- requests -------------------------------------------------------------------
 
-    async def _get(self, path: str) -> httpx.Response:
+    async def _get(self, path: str, end: float, *, need_body: bool) -> HttpReply:
+        """``GET path``, over by ``end`` (loop time): one countdown for the whole check."""
         headers = {}
         if self._key is not None:
             headers["Authorization"] = f"Bearer {self._key.get_secret_value()}"
         where = f"GET {path}"
+        left = end - asyncio.get_running_loop().time()
         try:
-            return await self._client.get(path, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise _Failed(
-                Status.UNHEALTHY, f"{where}: timed out after {self.config.timeout:g}s", exc
-            ) from None
-        except httpx.ConnectError as exc:
-            kind = "TLS error" if _is_tls(exc) else "connection failed"
-            raise _Failed(Status.UNHEALTHY, f"{where}: {kind}: {exc}", exc) from None
+            if left <= 0:
+                raise httpx.ReadTimeout("no time left for this request")
+            return await fetch(
+                self._client,
+                "GET",
+                path,
+                timeout=left,
+                max_body_bytes=self.config.max_body_bytes,
+                need_body=need_body,
+                headers=headers,
+            )
         except (httpx.HTTPError, OSError) as exc:
-            raise _Failed(
-                Status.UNHEALTHY, f"{where}: request failed: {type(exc).__name__}: {exc}", exc
-            ) from None
+            words = http_failure(exc, timeout=self.config.timeout)
+            raise _Failed(Status.UNHEALTHY, f"{where}: {words}", exc) from None
 
-    def _refused(self, where: str, response: httpx.Response) -> _Failed:
+    def _refused(self, where: str, response: HttpReply) -> _Failed:
         code = response.status_code
         if code in (401, 403):
             hint = (
@@ -106,21 +112,25 @@ class OpenAIStrategy:
             return _Failed(Status.UNHEALTHY, f"{where}: not found (HTTP 404)")
         return _Failed(Status.UNHEALTHY, f"{where}: not ready (HTTP {code})")
 
-    async def _health(self) -> str:
+    async def _health(self, end: float) -> str:
         path = self.config.health_path
-        response = await self._get(path)
+        response = await self._get(path, end, need_body=False)
         if response.status_code != 200:
             raise self._refused(f"GET {path}", response)
         return f"{path} ok"
 
-    async def _served(self) -> list[str]:
+    async def _served(self, end: float) -> list[str]:
         path = self.config.models_path
         where = f"GET {path}"
-        response = await self._get(path)
+        response = await self._get(path, end, need_body=True)
         if response.status_code != 200:
             raise self._refused(where, response)
+        if response.oversize or response.body is None:
+            limit = self.config.max_body_bytes
+            too_big = f"{where}: body larger than {limit} bytes (max_body_bytes), not read"
+            raise _Failed(Status.UNHEALTHY, too_big)
         try:
-            body: Any = response.json()
+            body: Any = json.loads(response.body)
         except ValueError:
             raise _Failed(Status.UNHEALTHY, f"{where}: body is not JSON") from None
         data = body.get("data") if isinstance(body, dict) else None
@@ -137,11 +147,12 @@ class OpenAIStrategy:
         """Answer every target with one ``/health`` and one ``/v1/models`` request."""
         parts: list[str] = []
         served: list[str] | None = None
+        end = asyncio.get_running_loop().time() + self.config.timeout
         try:
             if "health" in self.config.endpoints:
-                parts.append(await self._health())
+                parts.append(await self._health(end))
             if "models" in self.config.endpoints:
-                served = await self._served()
+                served = await self._served(end)
         except _Failed as failed:
             done = "; ".join([*parts, failed.detail])
             return {t: self._result(t, failed.status, done, failed.cause) for t in targets}

@@ -8,7 +8,7 @@ import socket
 import ssl
 
 from healthkit import CheckResult, Status, StrategyContext, Target
-from healthkit.toolkit import ResultBuilder, tls_context
+from healthkit.toolkit import ResultBuilder, excerpt, secret_masker, tls_context
 
 from ._config import TcpConfig
 
@@ -16,8 +16,25 @@ __all__ = ["TcpStrategy"]
 
 #: How much is read while waiting for ``expect``.
 MAX_READ = 64 * 1024
-#: How much of an unexpected reply the result shows.
+#: How much of an unexpected reply the result shows (characters).
 SHOWN = 64
+
+
+def _send_secrets(send: str | None) -> list[str]:
+    """What of ``send`` a peer may echo, each to be masked: the whole of it, each line,
+    the value of a ``Name: value`` line and the arguments of a ``VERB args`` line (the
+    password of ``AUTH <password>``, the token of ``Authorization: Bearer <token>``)."""
+    if send is None:
+        return []
+    found = [send]
+    for line in send.splitlines():
+        line = line.strip()
+        found.append(line)
+        for sep in (":", " "):
+            _, cut, rest = line.partition(sep)
+            if cut and rest.strip():
+                found.append(rest.strip())
+    return found
 
 
 class _Progress:
@@ -36,6 +53,8 @@ class TcpStrategy:
 
     def __init__(self, config: TcpConfig) -> None:
         self.config = config
+        # For what a peer sends back: it may echo `send` (a password), or a part of it.
+        self._mask = secret_masker(config, extra=_send_secrets(config.send))
         # Shared with every instance of the same TLS settings.
         self._ssl = (
             tls_context(verify=config.verify, ca_bundle=config.ca_bundle) if config.tls else None
@@ -96,7 +115,7 @@ class TcpStrategy:
             if expect is None:
                 return self._result(target, Status.HEALTHY, what)
             progress.step = "expect"
-            problem = await self._expect(reader, expect, send)
+            problem = await self._expect(reader, expect)
             if problem is not None:
                 return self._result(target, Status.UNHEALTHY, f"{what}, but {problem}")
             return self._result(target, Status.HEALTHY, f"{what}, got the expected reply")
@@ -107,28 +126,26 @@ class TcpStrategy:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _expect(
-        self, reader: asyncio.StreamReader, expect: bytes, sent: bytes | None
-    ) -> str | None:
+    async def _expect(self, reader: asyncio.StreamReader, expect: bytes) -> str | None:
         received = bytearray()
         while expect not in received:
             if len(received) >= MAX_READ:
                 return f"{self.config.expect!r} not in the first {MAX_READ} bytes"
             chunk = await reader.read(MAX_READ - len(received))
             if not chunk:
-                got = self._show(received, sent)
+                got = self._show(received)
                 return f"the connection closed before {self.config.expect!r} arrived; got {got}"
             received += chunk
         return None
 
-    @staticmethod
-    def _show(data: bytearray, sent: bytes | None) -> str:
-        shown = bytes(data)
-        if sent:
-            # An echoing peer must not reveal what was sent (it may hold a password).
-            shown = shown.replace(sent, b"***")
-        text = repr(shown[:SHOWN])
-        return text + ("..." if len(shown) > SHOWN else "")
+    def _show(self, data: bytearray) -> str:
+        """A short, printable excerpt of what the peer sent, with every secret masked."""
+        if not data:
+            return "nothing"
+        # Decoded as `send` and `expect` are encoded, so that an echo matches them.
+        text = bytes(data).decode(self.config.encoding, errors="replace")
+        # Masked first, cut second: a cut through a secret would show its first part.
+        return f"'{excerpt(self._mask(text), SHOWN)}'"
 
     async def aclose(self) -> None:
         # Connections live only inside a check; there is nothing else to release.

@@ -1,16 +1,19 @@
-"""The shared client of an ``http`` instance: the gate in front of the pool, the countdown
-deadline, one generation of the client, and reading a capped body."""
+"""The shared client of an ``http`` instance: the gate in front of the pool and one
+generation of the client (the request itself is ``healthkit.toolkit.fetch``)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any
 
-import attrs
 import httpx
 
-__all__ = ["Client", "Countdown", "Gate", "GateTimeout", "Reply", "read_body"]
+from ...toolkit import HttpReply
+
+__all__ = ["Client", "Gate", "GateTimeout", "Reply"]
+
+#: What one request got (the toolkit's, under the name the strategy's modules use).
+Reply = HttpReply
 
 
 class GateTimeout(Exception):
@@ -19,17 +22,6 @@ class GateTimeout(Exception):
     def __init__(self, waited: float, in_flight: int) -> None:
         super().__init__(f"no free connection within {waited:.3g}s")
         self.in_flight = in_flight
-
-
-@attrs.frozen
-class Reply:
-    """What one request got: the status, and the body when it was needed and small enough."""
-
-    status_code: int
-    headers: httpx.Headers
-    body: bytes | None
-    #: The body was needed but is larger than ``max_body_bytes`` (it was not read).
-    oversize: bool = False
 
 
 class Gate:
@@ -89,33 +81,6 @@ def _settle(fut: asyncio.Future[bool | None], value: bool | None) -> None:
         fut.set_result(value)
 
 
-class Countdown(dict[str, float | None]):
-    """httpx's per-phase timeouts, each what is left until one deadline.
-
-    httpx gives each phase (connect, write, read of the head, read of the body)
-    the full timeout, so one request could take several times its budget;
-    httpcore reads the timeout of each phase from this mapping when the phase
-    starts, so every phase ends by the same deadline.
-    """
-
-    _PHASES = ("connect", "read", "write", "pool")
-
-    def __init__(self, deadline: float) -> None:
-        super().__init__({phase: None for phase in self._PHASES})
-        self._deadline = deadline
-
-    def _left(self) -> float:
-        return max(0.0, self._deadline - asyncio.get_running_loop().time())
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._left() if key in self._PHASES else default
-
-    def __getitem__(self, key: str) -> float | None:
-        if key in self._PHASES:
-            return self._left()
-        raise KeyError(key)
-
-
 class Client:
     """One generation of the instance's client: the httpx client, its gate, its requests."""
 
@@ -150,31 +115,3 @@ class Client:
     def overdue(self, now: float, margin: float) -> int:
         """Requests that outlived their timeout by ``margin``: httpx is not ending them."""
         return sum(1 for began, limit in self.requests.values() if now - began > 2 * limit + margin)
-
-
-async def read_body(
-    response: httpx.Response, method: str, need_body: bool, cap: int
-) -> tuple[bytes | None, bool]:
-    """Read at most ``cap`` bytes of the body; ``(body, oversize)``.
-
-    When only the status matters, a small body is still drained (so the
-    connection can serve the next check) and anything wrong with it is ignored.
-    """
-    if method == "HEAD":
-        return b"", False
-    length = response.headers.get("content-length", "")
-    if length.isdigit() and int(length) > cap:
-        return None, need_body
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > cap:
-                return None, need_body
-            chunks.append(chunk)
-    except httpx.HTTPError:
-        if need_body:
-            raise
-        return None, False
-    return b"".join(chunks), False

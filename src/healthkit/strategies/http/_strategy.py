@@ -19,11 +19,18 @@ import httpx
 from ..._result import CheckResult, RequestInfo, Target
 from ..._status import Status
 from ..._strategy import StrategyContext
-from ...toolkit import ResultBuilder, http_client, no_tls_context, retrying, tls_context
+from ...toolkit import (
+    ResultBuilder,
+    fetch,
+    http_client,
+    http_failure,
+    no_tls_context,
+    retrying,
+    tls_context,
+)
 from ._config import HttpConfig, secrets_of, uses_tls
 from ._interpret import index_result, interpret, read_json
-from ._pool import Client, Countdown, GateTimeout, Reply, read_body
-from ._words import TIMEOUT_WORDS, failure_words
+from ._pool import Client, GateTimeout, Reply
 
 __all__ = ["HttpBatchStrategy", "HttpStrategy"]
 
@@ -219,21 +226,20 @@ class HttpStrategy:
         cap: int,
         json: Any,
     ) -> Reply:
-        client = current.client
         key = next(self._request_ids)
-        loop = asyncio.get_running_loop()
-        current.requests[key] = (loop.time(), left)
+        current.requests[key] = (asyncio.get_running_loop().time(), left)
         try:
-            # httpx enforces the deadline (what is left of the budget), not a cancellation
-            # from outside: the pool is never left holding a half-abandoned request.
-            request = client.build_request(method, path, json=json, timeout=httpx.Timeout(left))
-            request.extensions["timeout"] = Countdown(loop.time() + left)
-            response = await client.send(request, stream=True)
-            try:
-                body, oversize = await read_body(response, method, need_body, cap)
-            finally:
-                await response.aclose()
-            return Reply(response.status_code, response.headers, body, oversize)
+            # The deadline (what is left of the budget) ends the request from inside: the
+            # pool is never left holding a request cancelled from outside while it waits.
+            return await fetch(
+                current.client,
+                method,
+                path,
+                timeout=left,
+                max_body_bytes=cap,
+                need_body=need_body,
+                json=json,
+            )
         except httpx.PoolTimeout:
             # Behind the gate a slot is always free: this pool has leaked its slots.
             self._rebuild(current, "a request timed out waiting for a pool connection")
@@ -328,10 +334,7 @@ class HttpStrategy:
         return self._result(target, Status.UNHEALTHY, detail, exc, error_type="TimeoutError")
 
     def _failure(self, exc: BaseException) -> str:
-        if isinstance(exc, httpx.TimeoutException):
-            what = TIMEOUT_WORDS.get(type(exc), "waiting")
-            return f"timed out after {self.config.timeout:g}s {what} ({type(exc).__name__})"
-        return failure_words(exc)
+        return http_failure(exc, timeout=self.config.timeout)
 
     async def aclose(self) -> None:
         """Close the client, and any replaced one still closing in the background."""
