@@ -93,7 +93,7 @@ class HttpStrategy:
         # Upstream text is scrubbed of the config's secrets (the last line of defence).
         scrub = functools.partial(_mask, secrets_of(config))
         # Shown in results: no credentials (SecretUrl.url has none), no query (a token?).
-        self._shown_url = config.base_url.url.partition("#")[0].partition("?")[0]
+        self._shown_url = config.base_url.url.partition("#")[0].partition("?")[0].rstrip("/")
         self._result = ResultBuilder(
             self.name, scrub=scrub, error_limit=200, endpoint=self._shown_url
         )
