@@ -18,7 +18,7 @@ from ..._errors import ClosedError
 from ..._result import CheckResult, ErrorInfo, Target
 from ..._status import Status
 from ..._strategy import StrategyContext
-from ...toolkit import ResultBuilder, retrying
+from ...toolkit import ResultBuilder, retrying, secret_masker
 from ._config import GrpcConfig, GrpcTls
 from ._oip import CLIENT_METHODS, HEALTH_CHECK, MODEL_READY, SERVER_LIVE, SERVER_READY, pb
 
@@ -146,6 +146,10 @@ class GrpcStrategy:
         # stop the others from starting.
         self._credentials: Any = None
         self._metadata = tuple((k, s.get_secret_value()) for k, s in config.metadata.items())
+        # For the server's and grpc-core's text: a server may repeat the metadata it got
+        # ("backend failed for Bearer ..."). Only upstream text is masked, never healthkit's
+        # own words (a metadata value may be an ordinary word).
+        self._mask = secret_masker(config.metadata)
         self._channel: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._calls: dict[str, Any] = {}
@@ -240,11 +244,12 @@ class GrpcStrategy:
             error = ErrorInfo.from_exception(exc)
             return self._result(target, Status.UNHEALTHY, f"TLS setup failed: {exc}", error)
         except Exception as exc:  # a failing check is a result, never a crash
+            info = ErrorInfo.from_exception(exc)
             return self._result(
                 target,
                 Status.UNHEALTHY,
-                f"check failed: {type(exc).__name__}: {exc}",
-                ErrorInfo.from_exception(exc),
+                f"check failed: {type(exc).__name__}: {self._mask(str(exc))}",
+                attrs.evolve(info, message=self._mask(info.message)),
             )
 
     def _service_name(self, target: Target) -> str:
@@ -262,7 +267,7 @@ class GrpcStrategy:
                     target,
                     Status.UNHEALTHY,
                     f"service {service!r} is unknown to the server (NOT_FOUND)",
-                    _error(exc),
+                    self._error(exc),
                 )
             raise
         status, label = _SERVING.get(reply.status, (Status.UNKNOWN, f"status {reply.status}"))
@@ -289,8 +294,8 @@ class GrpcStrategy:
                 return self._result(
                     target,
                     Status.UNHEALTHY,
-                    f"model {target} not found (NOT_FOUND: {exc.details() or 'no details'})",
-                    _error(exc),
+                    f"model {target} not found (NOT_FOUND: {self._details(exc) or 'no details'})",
+                    self._error(exc),
                 )
             raise
         if reply.ready:
@@ -302,7 +307,7 @@ class GrpcStrategy:
     def _failure(self, target: Target, exc: grpc.aio.AioRpcError) -> CheckResult:
         """A failed call in words an operator understands; grpc-core's text stays in ``error``."""
         code = exc.code()
-        details = exc.details() or ""
+        details = exc.details() or ""  # read, not shown: self._details(exc) is shown
         name = getattr(code, "name", str(code))
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             attempts = self.config.retries + 1
@@ -316,8 +321,20 @@ class GrpcStrategy:
             kind, words = self._unavailable(details)
             detail = f"{kind} (UNAVAILABLE): {words}"
         else:
-            detail = f"call failed ({name}): {details or 'no details from the server'}"
-        return self._result(target, Status.UNHEALTHY, detail, _error(exc))
+            shown = self._details(exc) or "no details from the server"
+            detail = f"call failed ({name}): {shown}"
+        return self._result(target, Status.UNHEALTHY, detail, self._error(exc))
+
+    def _details(self, exc: grpc.aio.AioRpcError) -> str:
+        """The call's details (the server's message, or grpc-core's), secrets masked."""
+        return self._mask(exc.details() or "")
+
+    def _error(self, exc: grpc.aio.AioRpcError) -> ErrorInfo:
+        code = exc.code()
+        return ErrorInfo(
+            type=type(exc).__name__,
+            message=f"{getattr(code, 'name', code)}: {self._details(exc) or 'no details'}",
+        )
 
     def _unavailable(self, details: str) -> tuple[str, str]:
         """(kind, explanation) of an UNAVAILABLE call, from grpc-core's free-text details."""
@@ -360,12 +377,13 @@ class GrpcStrategy:
             return "connection reset", "the connection was closed during the call"
         if any(w in lowered for w in _REFUSED_WORDS):
             return "connection refused", f"nothing accepts connections on {where}"
-        return "unavailable", details or "the server is unavailable (no details from grpc)"
+        shown = self._mask(details)
+        return "unavailable", shown or "the server is unavailable (no details from grpc)"
 
     def _tls_words(self, details: str) -> str:
         tls = self.config.tls
         if tls is None:
-            return f"TLS handshake failed: {details}"
+            return f"TLS handshake failed: {self._mask(details)}"
         if "hostname verification" in details.lower():
             name = tls.server_name or self.config.target.rsplit(":", 1)[0]
             return (
@@ -376,15 +394,15 @@ class GrpcStrategy:
         if verify is not None:
             roots = tls.root_certs or "gRPC's default roots"
             return (
-                f"the server's certificate is not trusted ({verify.group(1).strip()}):"
+                f"the server's certificate is not trusted ({self._mask(verify.group(1).strip())}):"
                 f" it is not signed by a CA in {roots} (tls.root_certs)"
             )
         reason = _SSL_REASON.search(details)
         if reason is not None and reason.group(1) == "WRONG_VERSION_NUMBER":
             return "the server does not speak TLS (a plaintext server?): set tls = false"
         if reason is not None:
-            return f"TLS handshake failed ({reason.group(1)})"
-        return f"TLS handshake failed: {details}"
+            return f"TLS handshake failed ({self._mask(reason.group(1))})"
+        return f"TLS handshake failed: {self._mask(details)}"
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -405,11 +423,3 @@ class GrpcStrategy:
 
 def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, grpc.aio.AioRpcError) and exc.code() in _RETRYABLE
-
-
-def _error(exc: grpc.aio.AioRpcError) -> ErrorInfo:
-    code = exc.code()
-    return ErrorInfo(
-        type=type(exc).__name__,
-        message=f"{getattr(code, 'name', code)}: {exc.details() or 'no details'}",
-    )
