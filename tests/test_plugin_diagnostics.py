@@ -229,3 +229,10 @@ def test_traceback_of_an_entry_point(dist_env: Env) -> None:
     assert done.returncode == 0, done.stderr
     assert "traceback of plugin 'diag_dist_broken':" in done.stdout
     assert "hk_test_diagnostics/broken.py" in done.stdout
+
+
+def test_the_refused_port_fixture_refuses(healthkit_refused_port: int) -> None:
+    import socket
+
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", healthkit_refused_port), timeout=5).close()

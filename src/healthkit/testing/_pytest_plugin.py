@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from ._servers import SilentServer
 
-__all__ = ["healthkit_registry", "healthkit_silent_server"]
+__all__ = ["healthkit_refused_port", "healthkit_registry", "healthkit_silent_server"]
 
 
 @pytest.fixture
@@ -30,6 +30,23 @@ def healthkit_silent_server() -> Iterator[SilentServer]:
 
     with SilentServer() as server:
         yield server
+
+
+@pytest.fixture
+def healthkit_refused_port() -> Iterator[int]:
+    """A port on 127.0.0.1 where connecting is refused: bound, never listening.
+
+    Held for the test, so nothing else can take it meanwhile. For a
+    ``failing_config``: ``{"host": "127.0.0.1", "port": healthkit_refused_port}``.
+    """
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
+    finally:
+        sock.close()
 
 
 @pytest.fixture
