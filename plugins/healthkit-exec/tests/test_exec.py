@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from healthkit_exec import OUTPUT_LIMIT, ExecConfig, ExecStrategy
+from healthkit_exec import OUTPUT_LIMIT, OUTPUT_SHOWN, ExecConfig, ExecStrategy
 
 from healthkit import ConfigError, Status, StrategyRegistry, Target, guarded_check, load_config
 from healthkit.testing import ResourceSnapshot, wait_released
@@ -75,11 +75,34 @@ async def test_stderr_is_captured_too() -> None:
     assert "out" in result.detail and "err" in result.detail
 
 
-async def test_output_is_cut_at_4_kib_and_drained() -> None:
+async def test_the_detail_shows_a_short_excerpt_of_the_end_and_the_output_is_drained() -> None:
     # 1 MiB is far more than a pipe buffer: the command only finishes if it is drained.
-    result = await run([PY, "-c", "import sys; sys.stdout.write('x' * (1 << 20))"], timeout=10)
+    script = "import sys; sys.stdout.write('x' * (1 << 20) + 'the end\\n')"
+    result = await run([PY, "-c", script], timeout=10)
     assert result.status is Status.HEALTHY, result.detail
-    assert result.detail == f"exit 0: {'x' * OUTPUT_LIMIT} [output cut at {OUTPUT_LIMIT} bytes]"
+    tail = ("x" * OUTPUT_SHOWN + "the end")[-(OUTPUT_SHOWN - 1) :]
+    assert result.detail == f"exit 0: …{tail}"
+
+
+async def test_control_characters_of_the_output_are_shown_as_pictures() -> None:
+    # Terminal escapes (colour, cursor moves, a carriage return that overwrites the line)
+    # must not reach `healthkit check` output or logs; line breaks and tabs stay.
+    script = r'printf "\000\033[31mred\033[0m\tok\r\nline 2\rover\177\n"'
+    result = await run(["sh", "-c", script])
+    assert result.detail == "exit 0: ␀␛[31mred␛[0m\tok\nline 2␍over␡"
+
+
+async def test_a_secret_cut_by_what_is_kept_shows_no_part(tmp_path: Path) -> None:
+    # Only the last OUTPUT_LIMIT bytes (plus the longest secret) are kept: a secret whose
+    # start was dropped matches no form, so the first characters kept are never shown.
+    secret = "exec-secret-token"
+    script = (
+        "import os, sys; s = os.environ['TOKEN']; "
+        f"sys.stdout.write('x' * 10000 + s + '\\n' * ({OUTPUT_LIMIT} + len(s) - 5))"
+    )
+    result = await run([PY, "-c", script], env={"TOKEN": secret}, timeout=10)
+    assert result.status is Status.HEALTHY, result.detail
+    assert secret[-5:] not in result.detail, result.detail
 
 
 async def test_argv_is_never_given_to_a_shell(tmp_path: Path) -> None:
@@ -104,6 +127,8 @@ async def test_death_by_signal_is_unknown() -> None:
 
 
 async def test_only_allow_listed_environment_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A short PATH, so that the whole of `env` fits in the detail's excerpt.
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
     monkeypatch.setenv("HK_TEST_VISIBLE", "yes")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "must-not-leak")
     monkeypatch.setenv("LANG", "C.UTF-8")

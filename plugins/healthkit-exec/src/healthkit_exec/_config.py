@@ -12,12 +12,15 @@ import attrs
 from healthkit import FrozenMap, Secret
 from healthkit import validators as v
 
-__all__ = ["DEFAULT_PASS_ENV", "OUTPUT_LIMIT", "ExecConfig"]
+__all__ = ["DEFAULT_PASS_ENV", "OUTPUT_LIMIT", "OUTPUT_SHOWN", "ExecConfig"]
 
 #: Environment variables passed to the command unless ``pass_env`` says otherwise.
 DEFAULT_PASS_ENV = ("LANG", "LC_ALL", "PATH")
-#: Bytes of output (stdout and stderr together) kept in a result.
+#: Bytes of output (stdout and stderr together) kept while the command runs: its last
+#: ones, from which the result's excerpt is made (the rest is read and dropped).
 OUTPUT_LIMIT = 4096
+#: Characters of output a result shows: the end of it, where a failure is usually told.
+OUTPUT_SHOWN = 200
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV_PATTERN = re.compile(r"^[A-Za-z0-9_*?]+$")

@@ -16,9 +16,9 @@ import subprocess
 from collections.abc import Mapping
 
 from healthkit import CheckResult, ErrorInfo, Status, StrategyContext, Target
-from healthkit.toolkit import ResultBuilder
+from healthkit.toolkit import ResultBuilder, excerpt
 
-from ._config import OUTPUT_LIMIT, ExecConfig
+from ._config import OUTPUT_LIMIT, OUTPUT_SHOWN, ExecConfig
 
 __all__ = ["ExecStrategy"]
 
@@ -56,26 +56,31 @@ def _secret_forms(value: str) -> set[str]:
 
 
 class _Collector(asyncio.SubprocessProtocol):
-    """Keeps the first ``limit`` bytes of output and drops the rest (still reading it,
+    """Keeps the last ``limit`` bytes of output and drops the rest (still reading it,
     so a chatty command never blocks on a full pipe); tells when the process exits and
     when its output closes, which are different moments when a child keeps the pipe."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, limit: int = OUTPUT_LIMIT) -> None:
         self.limit = limit
-        self.kept = bytearray()
+        self._kept = bytearray()
         self.total = 0
         self.exited: asyncio.Future[None] = loop.create_future()
         self.output_closed: asyncio.Future[None] = loop.create_future()
 
     @property
-    def cut(self) -> bool:
-        return self.total > OUTPUT_LIMIT
+    def kept(self) -> bytes:
+        return bytes(self._kept[-self.limit :])
+
+    @property
+    def trimmed(self) -> bool:
+        """Output before what is kept was dropped."""
+        return self.total > self.limit
 
     def pipe_data_received(self, fd: int, data: bytes | bytearray) -> None:
         self.total += len(data)
-        room = self.limit - len(self.kept)
-        if room > 0:
-            self.kept += data[:room]
+        self._kept += data
+        if len(self._kept) > 2 * self.limit:  # trimmed now and then, not on every write
+            del self._kept[: -self.limit]
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
         if not self.output_closed.done():
@@ -101,8 +106,8 @@ class ExecStrategy:
             forms |= _secret_forms(secret.get_secret_value())
         # Longest first, so a secret that contains another is masked whole.
         self._secrets = sorted(forms, key=len, reverse=True)
-        # Output is kept this far past the limit, so a secret that straddles the cut is
-        # still seen whole (and masked) before the text is cut.
+        # Output is kept this far past the limit, so a secret that straddles the start of
+        # what is kept is still seen whole (and masked) before the text is cut.
         self._margin = max((len(f.encode("utf-8", "surrogateescape")) for f in forms), default=0)
 
     @classmethod
@@ -126,17 +131,17 @@ class ExecStrategy:
             env["HEALTHKIT_MODEL_VERSION"] = target.version
         return env
 
-    def _show(self, output: bytes, cut: bool) -> str:
-        text = output.decode("utf-8", errors="replace")
+    def _show(self, output: bytes, trimmed: bool) -> str:
+        """The end of the output, short, printable (no terminal escapes), secrets masked."""
+        text = output.decode("utf-8", errors="replace").replace("\r\n", "\n")
         for secret in self._secrets:
             text = text.replace(secret, "***")
-        if cut:
-            # Mask first, cut second: a cut through a secret would show its first part.
-            text = text.encode("utf-8")[:OUTPUT_LIMIT].decode("utf-8", errors="ignore")
-        text = text.strip()
-        if cut:
-            text += f" [output cut at {OUTPUT_LIMIT} bytes]"
-        return text
+        if trimmed:
+            # Masked first, cut second: what is kept may begin inside a secret, which no
+            # form matches; its first `margin` characters are never shown.
+            text = text[self._margin :]
+        shown = excerpt(text.strip(), OUTPUT_SHOWN, tail=True, keep="\n\t")
+        return shown if not trimmed or shown.startswith("…") else "…" + shown
 
     # -- the check ------------------------------------------------------------------
 
@@ -180,7 +185,7 @@ class ExecStrategy:
             _kill_group(pid)
             await self._reap(transport, collector)
             self._running.discard(pid)
-        shown = self._show(bytes(collector.kept), collector.cut)
+        shown = self._show(collector.kept, collector.trimmed)
         code = transport.get_returncode()
         if timed_out or code is None:
             detail = f"timed out after {cfg.timeout:g}s; process group killed"
