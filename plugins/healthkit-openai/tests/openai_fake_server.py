@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -29,6 +30,8 @@ class OpenAIServer:
         self.api_key = api_key
         self.health_status = 200
         self.models_body: bytes | None = None
+        #: Seconds every answer waits before it is sent.
+        self.delay = 0.0
         self.requests: Counter[str] = Counter()
         self.authorizations: list[str | None] = []
         self.client_ports: list[int] = []
@@ -50,6 +53,8 @@ class OpenAIServer:
                 self.wfile.write(body)
 
             def do_GET(self) -> None:
+                if owner.delay:
+                    time.sleep(owner.delay)
                 with owner._lock:
                     owner.requests[self.path] += 1
                     owner.authorizations.append(self.headers.get("Authorization"))

@@ -171,10 +171,33 @@ async def test_a_malformed_model_list_is_unhealthy(
     assert result.detail == detail
 
 
+async def test_a_model_list_over_max_body_bytes_is_unhealthy_and_not_read(
+    openai_server: OpenAIServer,
+) -> None:
+    listing = [{"id": f"model-{i}", "object": "model"} for i in range(100)]
+    openai_server.models_body = json.dumps({"object": "list", "data": listing}).encode()
+    small = await check(Target(model="model-1"), base_url=openai_server.url, max_body_bytes=1000)
+    assert small.status is Status.UNHEALTHY
+    assert small.detail == (
+        "/health ok; GET /v1/models: body larger than 1000 bytes (max_body_bytes), not read"
+    )
+    default = await check(Target(model="model-1"), base_url=openai_server.url)
+    assert default.status is Status.HEALTHY, default.detail
+
+
+async def test_both_requests_share_one_timeout(openai_server: OpenAIServer) -> None:
+    # Each answer alone is in time, the two together are not: the monitor's deadline is
+    # one `timeout`, so the check must give up by then, with its own reason.
+    openai_server.delay = 0.3
+    result = await check(Target(model="alpha"), base_url=openai_server.url, timeout=0.5)
+    assert result.status is Status.UNHEALTHY
+    assert result.detail.startswith("/health ok; GET /v1/models: timed out after 0.5s"), result
+
+
 async def test_a_refused_connection_is_unhealthy(refused_url: str) -> None:
     result = await check(Target(model="alpha"), base_url=refused_url)
     assert result.status is Status.UNHEALTHY
-    assert result.detail.startswith("GET /health: connection failed")
+    assert result.detail == "GET /health: connection failed: connection refused"
     assert result.error is not None and result.error.type == "ConnectError"
 
 

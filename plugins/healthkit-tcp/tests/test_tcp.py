@@ -70,6 +70,50 @@ async def test_an_echoed_send_is_masked(echo_once_server: TcpServer) -> None:
     assert "hunter2" not in repr(TcpConfig(host="h", port=1, send="AUTH hunter2hunter2"))
 
 
+async def test_the_reply_is_shown_as_a_short_printable_excerpt(
+    tcp_server: Callable[..., TcpServer],
+) -> None:
+    def handle(sock: socket.socket) -> None:
+        sock.recv(100)
+        sock.sendall(b"-ERR \x00\xff\x1b[31mno\r\n" + b"x" * 200)
+
+    server = tcp_server(handle)
+    result = await check(host="127.0.0.1", port=server.port, send="PING\r\n", expect="+PONG")
+    assert result.status is Status.UNHEALTHY
+    # Neither a bytes repr nor a terminal escape: control characters as their pictures.
+    got = ("-ERR ␀\ufffd␛[31mno␍␊" + "x" * 200)[:63] + "…"  # 64 characters at most
+    assert result.detail.endswith(f"; got '{got}'"), result.detail
+    assert "\x1b" not in result.detail and "b'" not in result.detail
+
+
+@pytest.mark.parametrize(
+    ("send", "echo", "secret"),
+    [
+        # An HTTP request: the server repeats one header's value, or its token alone.
+        (
+            "GET / HTTP/1.1\r\nAuthorization: Bearer tcp-secret-token\r\n\r\n",
+            b"ERR Bearer tcp-secret-token\r\n",
+            "tcp-secret-token",
+        ),
+        ("GET / HTTP/1.1\r\nX-Key: tcp-secret-key\r\n\r\n", b"bad key tcp-secret-key", "secret"),
+        # A command's argument: "AUTH <password>" answered with the password.
+        ("AUTH hunter2hunter2\r\n", b"-ERR wrong password hunter2hunter2\r\n", "hunter2"),
+    ],
+)
+async def test_a_partial_echo_of_send_is_masked(
+    tcp_server: Callable[..., TcpServer], send: str, echo: bytes, secret: str
+) -> None:
+    def handle(sock: socket.socket) -> None:
+        sock.recv(4096)
+        sock.sendall(echo)
+
+    server = tcp_server(handle)
+    result = await check(host="127.0.0.1", port=server.port, send=send, expect="+OK")
+    assert result.status is Status.UNHEALTHY
+    assert secret not in result.detail, result.detail
+    assert "***" in result.detail
+
+
 async def test_expect_without_send_reads_a_banner(tcp_server: Callable[..., TcpServer]) -> None:
     server = tcp_server(lambda sock: sock.sendall(b"SSH-2.0-OpenSSH_9.6\r\n"))
     result = await check(host="127.0.0.1", port=server.port, expect="SSH-2.0")
