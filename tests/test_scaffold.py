@@ -84,7 +84,7 @@ def test_default_directory_is_named_after_the_distribution(
 )
 def test_unusable_names_are_refused(tmp_path: Path, name: str, why: str) -> None:
     code, output = run_cli("new-plugin", name, str(tmp_path / "x"))
-    assert code == 2
+    assert code == 3  # a usage error is "unknown", never 2 ("unhealthy")
     assert why in output
     assert not (tmp_path / "x").exists()
 
@@ -92,7 +92,7 @@ def test_unusable_names_are_refused(tmp_path: Path, name: str, why: str) -> None
 def test_a_non_empty_directory_needs_force(tmp_path: Path) -> None:
     (tmp_path / "keep.txt").write_text("mine")
     code, output = run_cli("new-plugin", "probe", str(tmp_path))
-    assert code == 2 and "not empty" in output
+    assert code == 3 and "not empty" in output
     code, output = run_cli("new-plugin", "probe", str(tmp_path), "--force")
     assert code == 0, output
     assert (tmp_path / "keep.txt").read_text() == "mine"
