@@ -13,6 +13,7 @@ from ._config import ServerConfig, load_config
 from ._errors import ClosedError
 from ._frozen import FrozenMap
 from ._guard import close_loop, deadline_for, guarded_check
+from ._redact import Redactor
 from ._registry import StrategyRegistry
 from ._resolver import ReloadPlan, Resolver, ResolverStats
 from ._result import CheckResult, Target
@@ -71,6 +72,7 @@ class HealthKit:
         self._started = False
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._redactor: tuple[ServerConfig, Redactor] | None = None
 
     @classmethod
     def from_config(
@@ -108,6 +110,18 @@ class HealthKit:
 
     # -- async API ----------------------------------------------------------------
 
+    @property
+    def redactor(self) -> Redactor:
+        """Masks every secret of the current config (and its ``${VAR}`` values) in text."""
+        # Built once per config: a reload brings a new one.
+        if self._redactor is None or self._redactor[0] is not self._config:
+            self._redactor = (self._config, Redactor.for_config(self._config))
+        return self._redactor[1]
+
+    def redact(self, result: CheckResult) -> CheckResult:
+        """``result`` with the config's secrets masked: see :meth:`Redactor.result`."""
+        return self.redactor.result(result)
+
     async def astart(self) -> None:
         """Create the shared strategy instances (done on first check otherwise)."""
         if self._closed:
@@ -128,9 +142,10 @@ class HealthKit:
         target = Target(model=model, version=version if version is not None else mc.version)
         instance = self._resolver.get(model)
         # The strategy's own timeout counts per attempt; this is the hard cap of the whole check.
-        return await guarded_check(
+        result = await guarded_check(
             instance, mc.check.strategy, target, timeout=deadline_for(mc.check, mc.monitor)
         )
+        return self.redact(result)
 
     async def acheck_all(self, *, concurrency: int = DEFAULT_CONCURRENCY) -> HealthReport:
         """Check every model, at most ``concurrency`` at a time."""

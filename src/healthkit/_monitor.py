@@ -106,6 +106,7 @@ class Monitor:
             on_outcome=lambda *outcome: self._verdicts.on_outcome(*outcome),
             instance=kit.resolver.get,
             closed=lambda: self._life is _Life.CLOSED,
+            redact=kit.redact,
         )
         self._scheduler = Scheduler(
             models=self._models,

@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 
 from ._config import ServerConfig
+from ._result import CheckResult, ErrorInfo, RequestInfo
 from ._strategy import StrategySpec
 from ._url import SecretUrl
 
@@ -110,6 +111,47 @@ class Redactor:
         if self._pattern is None:
             return text
         return self._pattern.sub("***", text)
+
+    @property
+    def empty(self) -> bool:
+        """True when the config has no secret: every call returns its input."""
+        return self._pattern is None
+
+    def result(self, result: CheckResult) -> CheckResult:
+        """``result`` with every secret masked in its text, children included.
+
+        The one redaction point of results: the facade and the monitor pass every
+        result a strategy returns through it before anything stores, logs or shows
+        it, so transitions, ``/health``, the CLI and metrics never see a secret that
+        a strategy or a library message echoed. Returns ``result`` itself when
+        nothing changes (the common case costs no allocation).
+        """
+        if self._pattern is None:
+            return result
+        changes: dict[str, Any] = {}
+        detail = self(result.detail)
+        if detail != result.detail:
+            changes["detail"] = detail
+        error = result.error
+        if error is not None:
+            message = self(error.message)
+            if message != error.message:
+                changes["error"] = ErrorInfo(type=error.type, message=message)
+        if result.endpoint is not None:
+            endpoint = self(result.endpoint)
+            if endpoint != result.endpoint:
+                changes["endpoint"] = endpoint
+        request = result.request
+        if request is not None:
+            url = self(request.url)
+            status = None if request.status is None else self(request.status)
+            if url != request.url or status != request.status:
+                changes["request"] = RequestInfo(method=request.method, url=url, status=status)
+        if result.children:
+            children = tuple(self.result(child) for child in result.children)
+            if any(new is not old for new, old in zip(children, result.children, strict=True)):
+                changes["children"] = children
+        return attrs.evolve(result, **changes) if changes else result
 
     def data(self, value: Any) -> Any:
         """Redact every string inside a JSON-ready structure."""

@@ -68,6 +68,7 @@ class Checks:
         on_outcome: OutcomeHook,
         instance: Callable[[str], Strategy],
         closed: Callable[[], bool],
+        redact: Callable[[CheckResult], CheckResult],
     ) -> None:
         self.runner = runner
         self._models = models
@@ -77,6 +78,8 @@ class Checks:
         self.on_outcome = on_outcome
         self._instance = instance
         self._closed = closed
+        #: Every result a strategy returns passes here before it is stored or logged.
+        self._redact = redact
         #: The future of the check running (or queued) for each key: callers join it.
         self.shared: dict[Key, asyncio.Future[CheckResult]] = {}
         #: Results of targets other than the models' own.
@@ -160,6 +163,7 @@ class Checks:
                     ErrorInfo(type=type(error).__name__, message=str(error) or detail),
                     job.elapsed,
                 )
+            result = self._redact(result)
             self.settle(key, fut, result, settings)
             self.on_outcome(
                 key[0], result, job, (target,), settings.failure_threshold, settings.timeout
@@ -207,7 +211,10 @@ class Checks:
         spec_id = members[0].key[0]
 
         def done(job: Job, value: Any, error: BaseException | None) -> None:
-            results = _batch_results(name, targets, value, error, job.timed_out, deadline)
+            results = [
+                self._redact(r)
+                for r in _batch_results(name, targets, value, error, job.timed_out, deadline)
+            ]
             for (key, (settings, fut)), result in zip(own.items(), results, strict=True):
                 if not result.latency:
                     result = attrs.evolve(result, latency=job.elapsed)
