@@ -213,3 +213,25 @@ def test_model_repeated_with_an_unknown_one_exits_3(
     assert result.exit_code == 3
     assert "unknown model 'nope'" in result.stderr
     assert server.requests["/v2/models/alpha/ready"] == 0
+
+
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_validate_into_an_already_closed_pipe_still_says_valid(
+    write: Callable[[str], str], fmt: str
+) -> None:
+    assert HEALTHKIT is not None
+    path = write('[models.up.health_check]\nstrategy = "noop"\n')
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [HEALTHKIT, "validate", path, "--format", fmt],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    assert proc.stderr == ""

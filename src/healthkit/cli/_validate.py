@@ -14,6 +14,7 @@ from ._output import (
     Redactor,
     create_instances,
     dedupe_plan,
+    emit,
     fail,
     load_or_exit,
     plan_dict,
@@ -46,19 +47,16 @@ def validate(config: str, fmt: str) -> None:
     notices = [redact(str(n)) for n in server_config.notices]
     if fmt == "json":
         data = {"valid": True, **plan_dict(plan, redact=redact), "notices": notices}
-        click.echo(json.dumps(data, indent=2))
+        emit([json.dumps(data, indent=2)])  # a reader that stops early leaves the exit 0
         return
     models, instances = plan_figures(plan)
-    click.echo(f"{config}: valid")
+    lines = [f"{config}: valid"]
     if notices:
-        click.echo("")
-        click.echo("notices:")
-        for line in notices:
-            click.echo(f"  {line}")
+        lines.extend(["", "notices:", *(f"  {line}" for line in notices)])
     if plan:
-        click.echo("")
-        click.echo("dedupe plan (instance, redacted config, who holds it; defaults omitted):")
-        for line in plan_lines(plan, redact=redact):
-            click.echo(f"  {line}".rstrip())
-    click.echo("")
-    click.echo(f"{models} models, {instances} instances")
+        lines.extend(
+            ["", "dedupe plan (instance, redacted config, who holds it; defaults omitted):"]
+        )
+        lines.extend(f"  {line}".rstrip() for line in plan_lines(plan, redact=redact))
+    lines.extend(["", f"{models} models, {instances} instances"])
+    emit(lines)
