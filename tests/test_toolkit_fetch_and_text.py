@@ -5,6 +5,7 @@ bundled plugins share (a plugin may not import healthkit's private modules)."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Iterator
 
 import attrs
@@ -149,3 +150,12 @@ def test_excerpt_cuts_at_the_start_or_the_end() -> None:
     assert excerpt("abcdefghij" * 2, 10) == "abcdefghi…"
     assert excerpt("abcdefghij" * 2, 10, tail=True) == "…bcdefghij"
     assert len(excerpt(b"\x00" * 100, 10)) == 10
+
+
+def test_http_failure_words_a_tls_failure_without_the_ssl_module_source_line() -> None:
+    message = "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)"
+    exc = httpx.ConnectError(message)
+    exc.__context__ = ssl.SSLError(1, message)
+    assert http_failure(exc, timeout=1.0) == (
+        "TLS error: TLS handshake failed ([SSL: WRONG_VERSION_NUMBER] wrong version number)"
+    )

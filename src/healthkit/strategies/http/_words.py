@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import re
 import socket
 import ssl
 from typing import Any
@@ -77,11 +78,15 @@ def failure_words(exc: BaseException) -> str:
     return f"request failed: {name}: {message}"
 
 
+#: Where in CPython's ssl module an error was raised: no reason, so not shown.
+_SSL_SOURCE = re.compile(r"\s*\(_ssl\.c:\d+\)")
+
+
 def _tls_words(exc: BaseException) -> str:
     for e in _chain(exc):
         if isinstance(e, ssl.SSLCertVerificationError):
             return f"certificate not trusted (CERTIFICATE_VERIFY_FAILED: {e.verify_message})"
-    return f"TLS handshake failed ({_message(exc)})"
+    return f"TLS handshake failed ({_SSL_SOURCE.sub('', _message(exc))})"
 
 
 def redirect(reply: Reply) -> str:
