@@ -1,19 +1,24 @@
 """The pluggy hook specifications of project ``healthkit``.
 
 Every hook is prefixed ``healthkit_`` and documented in ``docs/plugins.md``;
-a test fails when a hook here lacks documentation or a test.
+a test fails when a hook here lacks documentation or a test. A new hook is
+also listed in :class:`HookSpecs`, the namespace the registry hands to pluggy
+(a test fails when one is missing there).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pluggy
 
-if TYPE_CHECKING:
-    from ._registry import StrategyRegistrar
+from ._registrar import StrategyRegistrar
 
-__all__ = ["PROJECT_NAME", "hookimpl", "hookspec", "healthkit_register_strategies"]
+__all__ = [
+    "PROJECT_NAME",
+    "HookSpecs",
+    "healthkit_register_strategies",
+    "hookimpl",
+    "hookspec",
+]
 
 PROJECT_NAME = "healthkit"
 
@@ -25,7 +30,19 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 def healthkit_register_strategies(registrar: StrategyRegistrar) -> None:
     """Contribute strategies by calling ``registrar.add(...)`` once per strategy.
 
-    Called once per plugin when a :class:`~healthkit.StrategyRegistry` loads.
-    If this hook raises, none of the plugin's strategies are registered, the
-    failure is reported, and every other plugin keeps working.
+    Called once per plugin when a :class:`~healthkit.StrategyRegistry` loads,
+    through a hook caller of that plugin's own (pluggy's ``subset_hook_caller``),
+    so wrappers and ``tryfirst``/``trylast`` behave as pluggy documents. If it
+    raises or returns a value, none of the plugin's strategies are registered,
+    the failure is reported, and every other plugin keeps working.
     """
+
+
+class HookSpecs:
+    """Every hook above, as the namespace ``PluginManager.add_hookspecs`` takes.
+
+    A class rather than this module, so the registry imports names from here
+    instead of importing the ``healthkit`` package for its submodule.
+    """
+
+    healthkit_register_strategies = staticmethod(healthkit_register_strategies)

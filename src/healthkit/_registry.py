@@ -9,14 +9,14 @@ import os
 import traceback
 import types
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 import attrs
 import pluggy
 
-from . import _hookspecs
 from ._errors import StrategyConflictError, UnknownStrategyError
-from ._strategy import StrategyFactory, StrategyType
+from ._hookspecs import PROJECT_NAME, HookSpecs
+from ._registrar import StrategyRegistrar
+from ._strategy import StrategyType
 
 __all__ = [
     "DISABLE_ENV_VAR",
@@ -30,7 +30,7 @@ __all__ = [
     "traceback_enabled",
 ]
 
-log = logging.getLogger("healthkit")
+log = logging.getLogger("healthkit.plugins")
 
 ENTRY_POINT_GROUP = "healthkit"
 DISABLE_ENV_VAR = "HEALTHKIT_DISABLE_PLUGINS"
@@ -39,6 +39,7 @@ PLUGINS_ENV_VAR = "HEALTHKIT_PLUGINS"
 #: ``1`` logs each plugin failure with its traceback at WARNING (``healthkit --traceback``).
 TRACEBACK_ENV_VAR = "HEALTHKIT_TRACEBACK"
 BUILTIN_PLUGIN = "healthkit.builtin"
+HOOK_NAME = "healthkit_register_strategies"
 
 
 @attrs.frozen(kw_only=True)
@@ -75,57 +76,6 @@ class PluginFailure:
         return f"{self.name}{dist}: {self.stage} failed: {self.error_type}: {self.message}"
 
 
-class StrategyRegistrar:
-    """Handed to ``healthkit_register_strategies``; collects one plugin's strategies."""
-
-    def __init__(self, plugin: str, distribution: str | None, version: str | None) -> None:
-        self._plugin = plugin
-        self._distribution = distribution
-        self._version = version
-        self._added: list[StrategyType] = []
-
-    def add(
-        self,
-        name: str,
-        *,
-        config: type[Any],
-        factory: StrategyFactory,
-        description: str = "",
-        unavailable: str | None = None,
-    ) -> None:
-        """Register strategy ``name``.
-
-        ``config`` is a frozen attrs class (its fields are the config keys);
-        ``factory(config, context)`` builds an instance. ``unavailable`` marks a
-        strategy that is known but cannot run here, with the reason (e.g. the
-        extra to install); choosing it in a config is then an error.
-        """
-        if not isinstance(name, str) or not name or not name.replace("-", "_").isidentifier():
-            raise ValueError(f"strategy name must be a non-empty identifier, got {name!r}")
-        if not attrs.has(config):
-            raise TypeError(f"strategy {name!r}: config must be an attrs class, got {config!r}")
-        if not callable(factory):
-            raise TypeError(f"strategy {name!r}: factory must be callable")
-        if any(s.name == name for s in self._added):
-            raise StrategyConflictError(f"plugin {self._plugin!r} registers {name!r} twice")
-        self._added.append(
-            StrategyType(
-                name=name,
-                config_class=config,
-                factory=factory,
-                description=description,
-                unavailable=unavailable,
-                plugin=self._plugin,
-                distribution=self._distribution,
-                version=self._version,
-            )
-        )
-
-    @property
-    def added(self) -> tuple[StrategyType, ...]:
-        return tuple(self._added)
-
-
 def _parse_names(value: str | Iterable[str]) -> tuple[str, ...]:
     """``"a, b,,c"`` or ``["a", " b"]`` -> ``("a", "b", "c")``, first occurrence kept."""
     parts = value.split(",") if isinstance(value, str) else value
@@ -145,6 +95,14 @@ def _format(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
+def _describe(value: object) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # a plugin's object may fail even at that
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 80 else f"{text[:77]}..."
+
+
 def _dist_of(ep: importlib.metadata.EntryPoint) -> tuple[str | None, str | None]:
     dist = getattr(ep, "dist", None)
     if dist is None:
@@ -152,18 +110,36 @@ def _dist_of(ep: importlib.metadata.EntryPoint) -> tuple[str | None, str | None]
     return dist.metadata["Name"], dist.version
 
 
+@attrs.frozen
+class _Loaded:
+    """A plugin object found, in load order, with where it comes from."""
+
+    plugin: object
+    name: str
+    distribution: str | None
+    version: str | None
+
+
 class StrategyRegistry:
     """Every strategy this process can use, by name.
 
     Each registry owns its own :class:`pluggy.PluginManager`: built-in
-    strategies register first, then ``plugins`` passed here, then (unless
+    strategies load first, then ``plugins`` passed here, then (unless
     ``entry_points=False``) every entry point in group ``healthkit``. A plugin
-    that fails to import or to register is recorded in :attr:`failures` and
-    skipped; the others keep working. ``disabled`` names entry points to skip;
-    by default it is read from ``HEALTHKIT_DISABLE_PLUGINS`` (comma-separated).
+    that fails to import, to register, or in its hook is recorded in
+    :attr:`failures` and skipped; the others keep working. ``disabled`` names
+    entry points to skip (blocked in the plugin manager); by default it is read
+    from ``HEALTHKIT_DISABLE_PLUGINS`` (comma-separated).
     ``modules`` names plugin modules to import and register without installing
     them (like ``pytest -p``), after ``plugins`` and before the entry points,
     with the same isolation; by default it is read from ``HEALTHKIT_PLUGINS``.
+
+    Each plugin's ``healthkit_register_strategies`` runs through a hook caller
+    of its own (pluggy's ``subset_hook_caller`` without the other plugins), so
+    wrappers and ``tryfirst``/``trylast`` work as pluggy documents while one
+    plugin's failure cannot touch another's. Plugins are called in pluggy's
+    order (``tryfirst`` first, ``trylast`` last, otherwise load order); the
+    first to register a strategy name keeps it.
 
     Failures are logged at DEBUG (with ``HEALTHKIT_TRACEBACK=1``: at WARNING,
     with the traceback): they show where they matter, in ``healthkit plugins``
@@ -179,43 +155,59 @@ class StrategyRegistry:
         disabled: str | Iterable[str] | None = None,
         modules: str | Iterable[str] | None = None,
     ) -> None:
-        self._pm = pluggy.PluginManager(_hookspecs.PROJECT_NAME)
-        self._pm.add_hookspecs(_hookspecs)
+        self._pm = pluggy.PluginManager(PROJECT_NAME)
+        self._pm.add_hookspecs(HookSpecs)
         self._strategies: dict[str, StrategyType] = {}
         self._plugins: list[PluginInfo] = []
         self._failures: list[PluginFailure] = []
         self._disabled = _parse_disabled(
             disabled if disabled is not None else os.environ.get(DISABLE_ENV_VAR, "")
         )
-        if builtins:
-            from .strategies import _builtin
-
-            self._add_plugin(_builtin, BUILTIN_PLUGIN, "healthkit", _own_version())
-        for index, plugin in enumerate(plugins):
-            name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}#{index}"
-            self._add_plugin(plugin, name, None, None)
         self._modules = _parse_names(
             modules if modules is not None else os.environ.get(PLUGINS_ENV_VAR, "")
         )
+        found: list[_Loaded] = []
+        if builtins:
+            from .strategies import _builtin
+
+            found.append(_Loaded(_builtin, BUILTIN_PLUGIN, "healthkit", _own_version()))
+        for index, plugin in enumerate(plugins):
+            name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}#{index}"
+            found.append(_Loaded(plugin, name, None, None))
         for module_name in self._modules:
-            self._load_module(module_name)
+            module = self._import_module(module_name)
+            if module is not None:
+                found.append(_Loaded(module, module_name, None, None))
         if entry_points:
-            self._load_entry_points()
+            found.extend(self._load_entry_points(taken={item.name for item in found}))
+        registered = self._register(found)
+        self._call_hooks(registered)
 
     # -- loading -------------------------------------------------------------
 
-    def _load_module(self, name: str) -> None:
+    def _import_module(self, name: str) -> object | None:
         try:
-            module = importlib.import_module(name)
+            return importlib.import_module(name)
         except (Exception, SystemExit) as exc:  # a plugin must never take the host down
             self._fail(name, None, None, "import", type(exc).__name__, str(exc), exc)
-            return
-        self._add_plugin(module, name, None, None)
+            return None
 
-    def _load_entry_points(self) -> None:
+    def _load_entry_points(self, *, taken: set[str]) -> list[_Loaded]:
+        """Import the entry points of group ``healthkit``, sorted by name, each isolated.
+
+        Not ``PluginManager.load_setuptools_entrypoints``: it stops at the first
+        entry point that fails to import and registers as it goes, where a
+        broken plugin must be recorded and skipped. Disabled names are blocked
+        in the plugin manager (``set_blocked``), so pluggy itself refuses them;
+        a name already taken by a plugin passed in code is not blocked (those
+        always load), its entry point is only skipped.
+        """
+        for name in sorted(self._disabled - taken):
+            self._pm.set_blocked(name)
         eps = sorted(
             importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name
         )
+        loaded: list[_Loaded] = []
         seen: set[str] = set()
         for ep in eps:
             if ep.name in seen:
@@ -223,7 +215,7 @@ class StrategyRegistry:
                 continue
             seen.add(ep.name)
             dist, version = _dist_of(ep)
-            if ep.name in self._disabled:
+            if self._pm.is_blocked(ep.name) or ep.name in self._disabled:
                 self._fail(
                     ep.name, dist, version, "disabled", "Disabled", f"blocked by {DISABLE_ENV_VAR}"
                 )
@@ -233,7 +225,107 @@ class StrategyRegistry:
             except (Exception, SystemExit) as exc:  # a plugin must never take the host down
                 self._fail(ep.name, dist, version, "import", type(exc).__name__, str(exc), exc)
                 continue
-            self._add_plugin(plugin, ep.name, dist, version)
+            loaded.append(_Loaded(plugin, ep.name, dist, version))
+        return loaded
+
+    def _register(self, found: list[_Loaded]) -> list[_Loaded]:
+        """Register every plugin with the plugin manager; those it accepted, in load order."""
+        unique: list[_Loaded] = []
+        for item in found:
+            # The first of two plugins with one name (or one object twice) keeps it, as
+            # the load order promises; pluggy would keep whichever registers first.
+            if any(item.name == other.name for other in unique):
+                msg = f"a plugin named {item.name!r} is already registered"
+                self._fail(
+                    item.name, item.distribution, item.version, "register", "ValueError", msg
+                )
+                continue
+            if any(item.plugin is other.plugin for other in unique):
+                msg = "the same plugin object is already registered under another name"
+                self._fail(
+                    item.name, item.distribution, item.version, "register", "ValueError", msg
+                )
+                continue
+            unique.append(item)
+        accepted: list[_Loaded] = []
+        # pluggy calls the most recently registered implementation first: registering
+        # in reverse load order makes its call order the load order (within tryfirst,
+        # plain and trylast implementations).
+        for item in reversed(unique):
+            try:
+                # A subset hook caller keeps plugins in a set.
+                hash(item.plugin)
+                name = self._pm.register(item.plugin, name=item.name)
+            except Exception as exc:  # unhashable, pluggy's validation, ...
+                self._fail_exc(item, "register", exc)
+                continue
+            if name is None:
+                msg = f"the plugin manager did not register {item.plugin!r}"
+                self._fail(
+                    item.name, item.distribution, item.version, "register", "ValueError", msg
+                )
+                continue
+            accepted.append(item)
+        accepted.reverse()
+        return accepted
+
+    def _call_hooks(self, registered: list[_Loaded]) -> None:
+        """Call each plugin's hook on its own, in pluggy's order; keep what it added."""
+        by_name = {item.name: item for item in registered}
+        hook = self._pm.hook.healthkit_register_strategies
+        # The order in which one hook call would reach each plugin's implementations.
+        order = list(dict.fromkeys(impl.plugin_name for impl in reversed(hook.get_hookimpls())))
+        added: dict[str, tuple[str, ...]] = {}
+        for name in order:
+            item = by_name[name]
+            others = [p for p in self._pm.get_plugins() if p is not item.plugin]
+            registrar = StrategyRegistrar(item.name, item.distribution, item.version)
+            try:
+                caller = self._pm.subset_hook_caller(HOOK_NAME, remove_plugins=others)
+                returned = caller(registrar=registrar)
+                if returned is not None and returned != []:
+                    raise TypeError(
+                        f"{HOOK_NAME} must return None (strategies are added with "
+                        f"registrar.add), got {_describe(returned)}"
+                    )
+            except (Exception, SystemExit) as exc:  # a plugin must never take the host down
+                self._pm.unregister(item.plugin)
+                self._fail_exc(item, "register", exc)
+                continue
+            added[name] = self._accept(item, registrar)
+        for item in registered:
+            if self._pm.is_registered(item.plugin):
+                self._plugins.append(
+                    PluginInfo(
+                        name=item.name,
+                        distribution=item.distribution,
+                        version=item.version,
+                        strategies=added.get(item.name, ()),
+                    )
+                )
+
+    def _accept(self, item: _Loaded, registrar: StrategyRegistrar) -> tuple[str, ...]:
+        accepted: list[str] = []
+        for stype in registrar.added:
+            existing = self._strategies.get(stype.name)
+            if existing is not None:
+                msg = (
+                    f"strategy {stype.name!r} from {stype.origin} is already registered by "
+                    f"{existing.origin}; keeping the first"
+                )
+                self._fail_item(item, "conflict", StrategyConflictError.__name__, msg)
+                continue
+            self._strategies[stype.name] = stype
+            accepted.append(stype.name)
+        return tuple(accepted)
+
+    def _fail_exc(self, item: _Loaded, stage: str, exc: BaseException) -> None:
+        self._fail_item(item, stage, type(exc).__name__, str(exc), exc)
+
+    def _fail_item(
+        self, item: _Loaded, stage: str, etype: str, msg: str, exc: BaseException | None = None
+    ) -> None:
+        self._fail(item.name, item.distribution, item.version, stage, etype, msg, exc)
 
     def _fail(
         self,
@@ -261,38 +353,6 @@ class StrategyRegistry:
             log.warning("healthkit plugin %s\n%s", failure, failure.traceback.rstrip())
         else:
             log.debug("healthkit plugin %s", failure)
-
-    def _add_plugin(self, plugin: object, name: str, dist: str | None, version: str | None) -> None:
-        try:
-            self._pm.register(plugin, name=name)
-        except Exception as exc:  # pluggy validation, a name already taken, ...
-            self._fail(name, dist, version, "register", type(exc).__name__, str(exc), exc)
-            return
-        registrar = StrategyRegistrar(name, dist, version)
-        try:
-            for impl in self._pm.hook.healthkit_register_strategies.get_hookimpls():
-                if impl.plugin is plugin:
-                    kwargs = {"registrar": registrar}
-                    impl.function(**{k: kwargs[k] for k in impl.argnames})
-        except (Exception, SystemExit) as exc:  # a plugin must never take the host down
-            self._pm.unregister(plugin)
-            self._fail(name, dist, version, "register", type(exc).__name__, str(exc), exc)
-            return
-        accepted: list[str] = []
-        for stype in registrar.added:
-            existing = self._strategies.get(stype.name)
-            if existing is not None:
-                msg = (
-                    f"strategy {stype.name!r} from {stype.origin} is already registered by "
-                    f"{existing.origin}; keeping the first"
-                )
-                self._fail(name, dist, version, "conflict", StrategyConflictError.__name__, msg)
-                continue
-            self._strategies[stype.name] = stype
-            accepted.append(stype.name)
-        self._plugins.append(
-            PluginInfo(name=name, distribution=dist, version=version, strategies=tuple(accepted))
-        )
 
     # -- queries -------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._hookspecs import hookimpl
-from .._registry import StrategyRegistrar
+from .._registrar import StrategyRegistrar
 from .composite import CompositeConfig, CompositeStrategy
 from .grpc import GRPC_EXTRA_HINT, GrpcConfig, create_grpc_strategy, missing_grpc_modules
 from .http import HttpConfig, HttpStrategy
