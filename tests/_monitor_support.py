@@ -32,7 +32,7 @@ async def wait_until(
 
 _PREDICTOR_MAIN = """
 import sys, threading
-from healthkit._oip_server import OipServer
+from healthkit.testing import OipServer
 server = OipServer(sys.argv[1:]).start()
 print(server.url, flush=True)
 threading.Event().wait()

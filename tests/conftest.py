@@ -33,8 +33,7 @@ from healthkit import (
     Target,
     hookimpl,
 )
-from healthkit._oip_server import OipServer
-from healthkit.testing import SilentServer
+from healthkit.testing import OipServer, SilentServer
 
 # -- the recording test strategy ------------------------------------------------------
 
@@ -166,14 +165,14 @@ def registry() -> StrategyRegistry:
 # -- loopback servers ------------------------------------------------------------------
 
 
+# ``oip_server`` and ``refused_url`` are short names for the pytest plugin's fixtures
+# (healthkit.testing), which plugin tests use too: one definition of each.
+
+
 @pytest.fixture
-def oip_server() -> Iterator[OipServer]:
-    server = OipServer({"alpha": "ready", "beta": "not_ready", "flaky": "flaky"})
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def oip_server(healthkit_oip_server: OipServer) -> OipServer:
+    """``alpha`` ready, ``beta`` not ready, ``flaky`` ready every other request."""
+    return healthkit_oip_server
 
 
 #: Decides the reply to one request: (method, path, request number for this path) ->
@@ -327,14 +326,9 @@ def closing_server() -> Iterator[ClosingServer]:
 
 
 @pytest.fixture
-def refused_url() -> Iterator[str]:
+def refused_url(healthkit_refused_url: str) -> str:
     """A loopback URL whose port is bound but not listening, so connecting is refused."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        sock.close()
+    return healthkit_refused_url
 
 
 # -- TLS --------------------------------------------------------------------------------

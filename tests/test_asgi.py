@@ -21,9 +21,8 @@ from _monitor_support import (
     wait_until,
 )
 from healthkit import HealthKit, Monitor, Target, create_asgi_app, load_config
-from healthkit._oip_server import OipServer
 from healthkit.asgi import create_app, create_router
-from healthkit.testing import SilentServer
+from healthkit.testing import OipServer, SilentServer
 
 # One probe at start, then none for the length of a test: answers must come from memory.
 ONCE = {"period": 60.0, "jitter": 0.0, "timeout": 0.5}

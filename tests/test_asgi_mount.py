@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from healthkit._oip_server import OipServer
+from healthkit.testing import OipServer
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "asgi.md"
 FENCE = re.compile(r"^```python\n(.*?)^```", re.M | re.S)

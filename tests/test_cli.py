@@ -19,9 +19,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from healthkit import HealthKit, StrategyRegistry, load_config
-from healthkit._oip_server import OipServer
 from healthkit.cli import cli
 from healthkit.cli._output import dedupe_plan, plan_figures
+from healthkit.testing import OipServer
 
 TOKEN = "tok-9Zq7-very-secret"
 PASSWORD = "hunter2-pw-Xy"

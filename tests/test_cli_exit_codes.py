@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from healthkit._oip_server import OipServer
 from healthkit.cli import cli
+from healthkit.testing import OipServer
 
 HEALTHKIT = shutil.which("healthkit", path=os.path.dirname(sys.executable))
 

@@ -27,8 +27,8 @@ from healthkit import (
     Target,
     load_config,
 )
-from healthkit._oip_server import OipServer
 from healthkit.cli import cli
+from healthkit.testing import OipServer
 
 TOKEN = "tok-Explain-7Hq2-secret"
 PASSWORD = "pw-Explain-Zk4-secret"

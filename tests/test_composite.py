@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from healthkit import HealthKit, ResolverStats, Status, StrategyRegistry, Target, load_config
-from healthkit._oip_server import OipServer
 from healthkit.strategies.composite import CompositeStrategy, combine
+from healthkit.testing import OipServer
 
 H, D, U, X = Status.HEALTHY, Status.DEGRADED, Status.UNKNOWN, Status.UNHEALTHY
 

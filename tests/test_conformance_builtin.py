@@ -18,8 +18,7 @@ from xml.etree import ElementTree
 import pytest
 
 from healthkit import StrategyRegistry
-from healthkit._oip_server import OipServer
-from healthkit.testing import BadConfig, SilentServer, StrategyConformance
+from healthkit.testing import BadConfig, OipServer, SilentServer, StrategyConformance
 
 HEADER_SECRET = "Bearer conformance-header-secret"
 URL_SECRET = "conformance-url-password"

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from healthkit import ConfigError, StrategyRegistry, load_config
-from healthkit._oip_server import OipServer
+from healthkit.testing import OipServer
 
 yaml = pytest.importorskip("yaml")
 

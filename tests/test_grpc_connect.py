@@ -15,8 +15,8 @@ import time
 from collections.abc import AsyncIterator
 
 from healthkit import Status, Target
-from healthkit._oip_grpc_server import OipServicer, serve
 from healthkit.strategies.grpc import GrpcConfig, GrpcStrategy
+from healthkit.testing import OipServicer, serve_grpc
 
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
@@ -88,7 +88,7 @@ async def latency_proxy(upstream: str, delay: float) -> AsyncIterator[str]:
 
 
 async def test_cold_checks_through_a_slow_link_get_their_whole_timeout() -> None:
-    async with serve([OipServicer({"m": True})]) as (_, address):
+    async with serve_grpc([OipServicer({"m": True})]) as (_, address):
         for delay in (0.15, 0.3):
             async with latency_proxy(address, delay) as slow:
                 for attempt in range(3):
@@ -107,7 +107,7 @@ async def test_cold_checks_through_a_slow_link_get_their_whole_timeout() -> None
 async def test_a_connection_that_cannot_finish_in_time_says_so() -> None:
     # The link is slower than the whole timeout: the check ends at its deadline, in words.
     async with contextlib.AsyncExitStack() as stack:
-        _, address = await stack.enter_async_context(serve([OipServicer({"m": True})]))
+        _, address = await stack.enter_async_context(serve_grpc([OipServicer({"m": True})]))
         slow = await stack.enter_async_context(latency_proxy(address, 1.0))
         strategy = GrpcStrategy(GrpcConfig(target=slow, timeout=0.3))
         try:

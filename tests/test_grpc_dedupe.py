@@ -16,8 +16,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
 from healthkit import HealthKit, Status, StrategyRegistry, load_config
-from healthkit._oip_grpc_server import OipServicer, serve
 from healthkit.strategies.grpc import GrpcStrategy
+from healthkit.testing import OipServicer, serve_grpc
 
 MODELS = 200
 Serving = health_pb2.HealthCheckResponse
@@ -57,7 +57,7 @@ async def predictor() -> AsyncIterator[tuple[str, OipServicer, Any]]:
                 serving = Serving.SERVING if status is Status.HEALTHY else Serving.NOT_SERVING
                 await health.set(name, serving)
     register = [oip, lambda server: health_pb2_grpc.add_HealthServicer_to_server(health, server)]
-    async with serve(register) as (_, address):
+    async with serve_grpc(register) as (_, address):
         yield address, oip, health
 
 

@@ -23,9 +23,8 @@ import pytest
 import trustme
 
 from healthkit import Status, Target
-from healthkit._oip_grpc_server import OipServicer, serve
 from healthkit.strategies.grpc import GrpcConfig, GrpcStrategy
-from healthkit.testing import SilentServer
+from healthkit.testing import OipServicer, SilentServer, serve_grpc
 
 
 async def check(**config: Any) -> Any:
@@ -133,7 +132,7 @@ async def test_unresolvable_host_is_a_dns_failure() -> None:
 
 
 async def test_refused_names_the_target() -> None:
-    async with serve([OipServicer({"m": True})]) as (_, address):
+    async with serve_grpc([OipServicer({"m": True})]) as (_, address):
         pass  # the port is free again: nothing listens
     result = await check(target=address)
     assert result.detail == (
@@ -160,13 +159,13 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 
 async def test_tls_failures_say_what_to_set(certs: dict[str, Any]) -> None:
-    async with serve([OipServicer({"m": True})], credentials=certs["credentials"]) as (_, tls):
+    async with serve_grpc([OipServicer({"m": True})], credentials=certs["credentials"]) as (_, tls):
         untrusted = await check(target=tls, tls={"root_certs": certs["other"]})
         wrong_name = await check(
             target=tls, tls={"root_certs": certs["ca"], "server_name": "elsewhere.example"}
         )
         plaintext = await check(target=tls)
-    async with serve([OipServicer({"m": True})]) as (_, plain):
+    async with serve_grpc([OipServicer({"m": True})]) as (_, plain):
         tls_to_plain = await check(target=plain, tls={"root_certs": certs["ca"]})
     assert untrusted.detail == (
         "TLS failure (UNAVAILABLE): the server's certificate is not trusted"
@@ -226,7 +225,7 @@ async def test_grpc_core_stays_quiet_on_stderr_unless_asked(
     certs: dict[str, Any], tmp_path: Path
 ) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("GRPC_VERBOSITY", "GRPC_TRACE")}
-    async with serve([OipServicer({"m": True})], credentials=certs["credentials"]) as (_, tls):
+    async with serve_grpc([OipServicer({"m": True})], credentials=certs["credentials"]) as (_, tls):
         port = int(tls.rsplit(":", 1)[1])
         quiet = await asyncio.to_thread(_run_tls_failure, port, certs["other"], env)
         chatty = await asyncio.to_thread(

@@ -19,9 +19,8 @@ from typing import Any
 import pytest
 
 from healthkit import Status, Target
-from healthkit._oip_grpc_server import OipServicer, serve
 from healthkit.strategies.grpc import GrpcConfig, GrpcStrategy
-from healthkit.testing import SilentServer
+from healthkit.testing import OipServicer, SilentServer, serve_grpc
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "grpc.md"
 
@@ -116,7 +115,7 @@ async def test_real_fault_details_match_the_table(protocol: str) -> None:
 
 async def test_a_slow_answer_with_retries_matches_the_table() -> None:
     servicer = OipServicer({"m": True}, delay=1.0)
-    async with serve([servicer]) as (_, address):
+    async with serve_grpc([servicer]) as (_, address):
         result = await check(target=address, timeout=0.2, retries=1, backoff=0.01)
     assert result.status is Status.UNHEALTHY
     assert result.detail.startswith("deadline exceeded: "), result.detail

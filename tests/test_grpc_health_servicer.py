@@ -23,7 +23,6 @@ from healthkit import (
     Target,
     load_config,
 )
-from healthkit._oip_grpc_server import OipServicer, serve
 from healthkit.grpc_health import (
     BoardChange,
     HealthServicer,
@@ -32,6 +31,7 @@ from healthkit.grpc_health import (
     serving_status,
 )
 from healthkit.strategies.grpc import GrpcConfig, GrpcStrategy
+from healthkit.testing import OipServicer, serve_grpc
 
 Serving = health_pb2.HealthCheckResponse
 SERVING, NOT_SERVING = Serving.SERVING, Serving.NOT_SERVING
@@ -52,7 +52,7 @@ async def health_server(source: StatusSource) -> AsyncIterator[Served]:
     """Serve a HealthServicer over ``source`` on a real grpc.aio server, with a real client."""
     servicer = HealthServicer(source)
     async with contextlib.AsyncExitStack() as stack:
-        server, address = await stack.enter_async_context(serve([servicer.add_to_server]))
+        server, address = await stack.enter_async_context(serve_grpc([servicer.add_to_server]))
         channel = await stack.enter_async_context(grpc.aio.insecure_channel(address))
         yield Served(servicer, server, health_pb2_grpc.HealthStub(channel), address, channel)
 
@@ -241,7 +241,7 @@ async def test_healthkit_checks_healthkit(board: StatusBoard) -> None:
 async def test_monitor_feeds_the_servicer() -> None:
     """Predictor (v2) -> Monitor -> HealthServicer -> Watch: a flip upstream reaches the probe."""
     oip = OipServicer({"resnet": True, "bert": True})
-    async with serve([oip]) as (_, predictor):
+    async with serve_grpc([oip]) as (_, predictor):
         registry = StrategyRegistry(entry_points=False, disabled=())
         health_check = {
             "strategy": "grpc",

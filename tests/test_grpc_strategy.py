@@ -34,8 +34,8 @@ from healthkit import (
     load_config,
     parse_spec,
 )
-from healthkit._oip_grpc_server import OipServicer, serve
 from healthkit.strategies.grpc import GrpcConfig, GrpcStrategy, GrpcTls
+from healthkit.testing import OipServicer, serve_grpc
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -54,7 +54,7 @@ async def start_server() -> AsyncIterator[Serve]:
 
         async def start(*servicers: Any, credentials: Any = None, port: int = 0) -> tuple[Any, str]:
             return await stack.enter_async_context(
-                serve(servicers, credentials=credentials, port=port)
+                serve_grpc(servicers, credentials=credentials, port=port)
             )
 
         yield start
@@ -297,7 +297,7 @@ async def test_retries_only_unavailable_and_deadline(start_server: Serve, make: 
 
 
 async def test_stopped_server_is_unhealthy_at_once(make: Make) -> None:
-    async with serve([OipServicer({"m": True})]) as (_, address):
+    async with serve_grpc([OipServicer({"m": True})]) as (_, address):
         strategy = make(target=address, timeout=2.0)
         assert (await check(strategy, "m")).status is Status.HEALTHY
     start = time.perf_counter()
@@ -318,12 +318,12 @@ async def test_never_started_server_is_refused(make: Make) -> None:
 
 
 async def test_server_back_on_the_same_port_is_seen_soon(make: Make) -> None:
-    async with serve([OipServicer({"m": True})]) as (_, address):
+    async with serve_grpc([OipServicer({"m": True})]) as (_, address):
         strategy = make(target=address)
         assert (await check(strategy, "m")).status is Status.HEALTHY
     assert (await check(strategy, "m")).status is Status.UNHEALTHY
     port = int(address.rsplit(":", 1)[1])
-    async with serve([OipServicer({"m": True})], port=port):
+    async with serve_grpc([OipServicer({"m": True})], port=port):
         # grpc-core would back off up to 120 s between reconnects; the strategy caps it at 1 s.
         deadline = time.monotonic() + 10
         while (result := await check(strategy, "m")).status is not Status.HEALTHY:
@@ -410,7 +410,7 @@ async def test_server_going_away_mid_call(make: Make) -> None:
             return await super().ModelReady(request, context)
 
     async with contextlib.AsyncExitStack() as stack:
-        server, address = await stack.enter_async_context(serve([Hanging({"m": True})]))
+        server, address = await stack.enter_async_context(serve_grpc([Hanging({"m": True})]))
         strategy = make(target=address, timeout=3.0)
         pending = asyncio.ensure_future(check(strategy, "m"))
         await asyncio.wait_for(entered.wait(), 5)

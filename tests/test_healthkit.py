@@ -22,7 +22,7 @@ from healthkit import (
     Target,
     load_config,
 )
-from healthkit._oip_server import OipServer
+from healthkit.testing import OipServer
 
 
 def _kit(registry: StrategyRegistry, models: dict[str, Any], **defaults: Any) -> HealthKit:

@@ -27,8 +27,8 @@ from healthkit import (
     describe_spec,
     parse_spec,
 )
-from healthkit._oip_server import OipServer
 from healthkit.strategies.http import HttpStrategy
+from healthkit.testing import OipServer
 
 Make = Callable[..., HttpStrategy]
 

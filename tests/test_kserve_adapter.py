@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from healthkit import StrategyRegistry, load_config
-from healthkit._oip_server import OipServer
 from healthkit.kserve import KServeHealth
+from healthkit.testing import OipServer
 
 pytestmark = pytest.mark.kserve
 

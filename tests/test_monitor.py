@@ -31,8 +31,7 @@ from healthkit import (
     load_config,
     parse_spec,
 )
-from healthkit._oip_server import OipServer
-from healthkit.testing import SilentServer
+from healthkit.testing import OipServer, SilentServer
 
 # Fast probing for tests: thresholds and timeouts are what is under test, not wall time.
 FAST = {"period": 0.05, "jitter": 0.0, "timeout": 0.3}

@@ -10,7 +10,7 @@ import pytest
 
 from _monitor_support import ScriptedPlugin, healthy, http_config, wait_until
 from healthkit import CheckResult, HealthKit, Monitor, Status, Target, load_config
-from healthkit._oip_server import OipServer
+from healthkit.testing import OipServer
 
 #: A hung predictor answers after this long: far beyond any bound a test waits.
 HUNG = 30.0

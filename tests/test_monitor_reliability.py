@@ -15,9 +15,9 @@ import pytest
 
 from _monitor_support import ScriptedPlugin, healthy, http_config, wait_until
 from healthkit import CheckResult, HealthKit, Monitor, Status, StrategyRegistry, Target, load_config
-from healthkit._oip_server import OipServer
 from healthkit.asgi import create_app
 from healthkit.kserve import KServeHealth
+from healthkit.testing import OipServer
 
 if TYPE_CHECKING:
     from healthkit._monitor import CheckEvent

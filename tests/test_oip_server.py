@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from healthkit._oip_server import OipServer
+from healthkit.testing import OipServer
 
 
 def test_stop_cuts_open_keep_alive_connections() -> None:

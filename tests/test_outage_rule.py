@@ -11,7 +11,7 @@ import pytest
 from _monitor_support import http_config, wait_until
 from healthkit import CheckResult, ErrorInfo, HealthKit, Monitor, Status, Target
 from healthkit._monitoring._outage import Change, OutageDetector
-from healthkit._oip_server import OipServer
+from healthkit.testing import OipServer
 
 MODELS = [f"m{i}" for i in range(20)]
 

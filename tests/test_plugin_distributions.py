@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 import pytest
 
-from healthkit._oip_server import OipServer
+from healthkit.testing import OipServer
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX virtual environments")
 

@@ -15,8 +15,8 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from healthkit._oip_server import OipServer
 from healthkit.cli._serve import serve
+from healthkit.testing import OipServer
 
 MAIN = "from healthkit.cli import main; main()"
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from healthkit._oip_server import OipServer
+from healthkit.testing import OipServer
 
 MAIN = "from healthkit.cli import main; main()"
 

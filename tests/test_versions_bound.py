@@ -12,8 +12,8 @@ import pytest
 import healthkit
 from _monitor_support import http_config, wait_until
 from healthkit import CheckResult, HealthKit, Monitor, Status, StrategyRegistry, Target, load_config
-from healthkit._oip_server import OipServer
 from healthkit.asgi import create_app
+from healthkit.testing import OipServer
 
 ONCE = {"period": 60.0, "jitter": 0.0, "timeout": 0.5}
 

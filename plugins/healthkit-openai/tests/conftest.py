@@ -1,8 +1,10 @@
-"""Fixtures of the ``openai`` strategy's tests: a real OpenAI-compatible server on loopback."""
+"""Fixtures of the ``openai`` strategy's tests: a real OpenAI-compatible server on loopback.
+
+A refused URL comes from healthkit's pytest plugin (``healthkit_refused_url``).
+"""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -17,13 +19,3 @@ def openai_server() -> Iterator[OpenAIServer]:
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture
-def refused_url() -> Iterator[str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        sock.close()

@@ -194,8 +194,8 @@ async def test_both_requests_share_one_timeout(openai_server: OpenAIServer) -> N
     assert result.detail.startswith("/health ok; GET /v1/models: timed out after 0.5s"), result
 
 
-async def test_a_refused_connection_is_unhealthy(refused_url: str) -> None:
-    result = await check(Target(model="alpha"), base_url=refused_url)
+async def test_a_refused_connection_is_unhealthy(healthkit_refused_url: str) -> None:
+    result = await check(Target(model="alpha"), base_url=healthkit_refused_url)
     assert result.status is Status.UNHEALTHY
     assert result.detail == "GET /health: connection failed: connection refused"
     assert result.error is not None and result.error.type == "ConnectError"

@@ -60,8 +60,8 @@ class TestOpenAIConformance(StrategyConformance):
         ]
 
     @pytest.fixture
-    def failing_config(self, refused_url: str) -> Mapping[str, Any]:
-        return {"base_url": refused_url, "api_key_env": KEY_ENV}
+    def failing_config(self, healthkit_refused_url: str) -> Mapping[str, Any]:
+        return {"base_url": healthkit_refused_url, "api_key_env": KEY_ENV}
 
     @pytest.fixture
     def unresponsive_config(self, healthkit_silent_server: SilentServer) -> Mapping[str, Any]:

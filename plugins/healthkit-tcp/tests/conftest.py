@@ -1,7 +1,8 @@
 """Real TCP (and TLS) servers on 127.0.0.1 for the ``tcp`` strategy's tests.
 
 Servers run in threads, so the conformance suite (which runs its own event
-loops) and async tests can both use them.
+loops) and async tests can both use them. A refused port and a silent server come
+from healthkit's pytest plugin (``healthkit_refused_port``, ``healthkit_silent_server``).
 """
 
 from __future__ import annotations
@@ -131,17 +132,6 @@ def echo_once_server(tcp_server: Callable[..., TcpServer]) -> TcpServer:
         sock.sendall(sock.recv(4096))
 
     return tcp_server(handle)
-
-
-@pytest.fixture
-def refused_port() -> Iterator[int]:
-    """A loopback port that is bound but not listening: connecting is refused."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    try:
-        yield int(sock.getsockname()[1])
-    finally:
-        sock.close()
 
 
 @attrs.frozen

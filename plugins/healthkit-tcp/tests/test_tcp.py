@@ -34,8 +34,8 @@ async def test_an_open_port_is_healthy(tcp_server: Callable[..., TcpServer]) -> 
     assert result.strategy == "tcp" and result.target == TARGET
 
 
-async def test_a_refused_connection_is_unhealthy(refused_port: int) -> None:
-    result = await check(host="127.0.0.1", port=refused_port)
+async def test_a_refused_connection_is_unhealthy(healthkit_refused_port: int) -> None:
+    result = await check(host="127.0.0.1", port=healthkit_refused_port)
     assert result.status is Status.UNHEALTHY
     assert "connection refused" in result.detail
     assert result.error is not None and result.error.type == "ConnectionRefusedError"

@@ -17,8 +17,8 @@ import click
 
 from .._config import load_config
 from .._healthkit import HealthKit, HealthReport
-from .._oip_server import ModelState, OipServer
 from .._registry import StrategyRegistry
+from ..testing._oip_http import ModelState, OipServer
 from ._check import report_lines
 from ._output import dedupe_plan, plan_lines
 

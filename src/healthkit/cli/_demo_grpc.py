@@ -16,9 +16,9 @@ async def grpc_demo(models: Mapping[str, bool]) -> AsyncIterator[str | None]:
     on without a gRPC model. The server is stopped when the block exits.
     """
     try:
-        from .._oip_grpc_server import OipServicer, serve
+        from ..testing._oip_grpc import OipServicer, serve_grpc
     except ImportError:
         yield None
         return
-    async with serve([OipServicer(models)]) as (_server, address):
+    async with serve_grpc([OipServicer(models)]) as (_server, address):
         yield address

@@ -15,9 +15,16 @@ import pytest
 if TYPE_CHECKING:
     from healthkit import StrategyRegistry
 
+    from ._oip_http import OipServer
     from ._servers import SilentServer
 
-__all__ = ["healthkit_refused_port", "healthkit_registry", "healthkit_silent_server"]
+__all__ = [
+    "healthkit_oip_server",
+    "healthkit_refused_port",
+    "healthkit_refused_url",
+    "healthkit_registry",
+    "healthkit_silent_server",
+]
 
 
 @pytest.fixture
@@ -47,6 +54,31 @@ def healthkit_refused_port() -> Iterator[int]:
         yield int(sock.getsockname()[1])
     finally:
         sock.close()
+
+
+@pytest.fixture
+def healthkit_refused_url(healthkit_refused_port: int) -> str:
+    """``http://127.0.0.1:PORT`` where connecting is refused (``healthkit_refused_port``)."""
+    return f"http://127.0.0.1:{healthkit_refused_port}"
+
+
+@pytest.fixture
+def healthkit_oip_server() -> Iterator[OipServer]:
+    """A started :class:`~healthkit.testing.OipServer`: Open Inference Protocol v2 and KServe v1.
+
+    Serves ``alpha`` (ready), ``beta`` (not ready) and ``flaky`` (ready every other
+    request) at ``.url``, in a thread; ``set_state``/``remove`` change its models,
+    ``delay`` slows every answer and ``requests`` counts what it got. Stopped
+    after the test, even when it fails.
+    """
+    from ._oip_http import OipServer
+
+    server = OipServer({"alpha": "ready", "beta": "not_ready", "flaky": "flaky"})
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

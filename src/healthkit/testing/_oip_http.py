@@ -1,8 +1,10 @@
-"""A small Open Inference Protocol (v2) and KServe v1 server on loopback.
+"""A small Open Inference Protocol (v2) and KServe v1 HTTP server on loopback.
 
-It backs ``healthkit demo`` and the test suite: a real HTTP server in a
-thread, whose models can be flipped between ready, not ready, flaky (ready
-every other request) and slow, and which counts the requests it gets.
+It backs ``healthkit demo``, healthkit's own tests and the
+``healthkit_oip_server`` fixture: a real HTTP server in a thread (so tests that
+run their own event loops can use it), whose models can be flipped between
+ready, not ready, flaky (ready every other request) and slow, and which counts
+the requests it gets.
 """
 
 from __future__ import annotations

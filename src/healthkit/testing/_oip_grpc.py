@@ -1,9 +1,11 @@
 """A small Open Inference Protocol (v2) gRPC server on loopback, for the demo and the tests.
 
-The gRPC sibling of :mod:`healthkit._oip_server`: a real ``grpc.aio`` server in
+The gRPC sibling of :class:`~healthkit.testing.OipServer`: a real ``grpc.aio`` server in
 the running event loop, whose models can be flipped between ready and not
 ready, which can be made slow or fail its next calls with a status code, and
 which counts the calls (and keeps the metadata) it gets. Needs the ``grpc`` extra.
+Since it lives in the loop that starts it, it suits async tests, not fixtures of
+the conformance suite (whose tests run their own event loops).
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from .strategies.grpc._oip import add_oip_servicer, pb
+from ..strategies.grpc._oip import add_oip_servicer, pb
 
-__all__ = ["OipServicer", "serve"]
+__all__ = ["OipServicer", "serve_grpc"]
 
 
 class OipServicer:
@@ -91,7 +93,7 @@ Registration = Callable[[Any], object]
 
 
 @contextlib.asynccontextmanager
-async def serve(
+async def serve_grpc(
     servicers: Iterable[OipServicer | Registration],
     *,
     port: int = 0,
