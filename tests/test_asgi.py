@@ -20,7 +20,7 @@ from _monitor_support import (
     raw_get_many,
     wait_until,
 )
-from healthkit import HealthKit, Monitor, Target, create_asgi_app, load_config
+from healthkit import HealthKit, Monitor, Target, load_config
 from healthkit.asgi import create_app, create_router
 from healthkit.testing import OipServer, SilentServer
 
@@ -228,6 +228,9 @@ async def test_router_mounts_in_a_host_app(predictor: OipServer, monitor: Monito
 
 
 def test_factory_is_exported_and_validates_show_details(monitor: Monitor) -> None:
+    # The old top-level name still works, with a deprecation warning pointing here.
+    with pytest.warns(DeprecationWarning, match=r"healthkit\.asgi\.create_app"):
+        from healthkit import create_asgi_app
     assert create_asgi_app is create_app
     with pytest.raises(ValueError, match="show_details"):
         create_app(monitor, show_details="sometimes")  # type: ignore[arg-type]

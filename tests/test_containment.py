@@ -28,11 +28,11 @@ from healthkit import (
     StrategyRegistry,
     StrategySpec,
     Target,
-    guarded_check,
     hookimpl,
     load_config,
 )
 from healthkit._guard import deadline_for
+from healthkit.toolkit import guarded_check
 
 PLUGIN = '''
 import asyncio

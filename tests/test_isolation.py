@@ -19,10 +19,10 @@ from healthkit import (
     StrategyRegistrar,
     StrategyRegistry,
     Target,
-    guarded_check,
     hookimpl,
     load_config,
 )
+from healthkit.toolkit import guarded_check
 
 
 @attrs.frozen(kw_only=True)

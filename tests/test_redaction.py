@@ -18,7 +18,6 @@ import pytest
 from click.testing import CliRunner, Result
 
 from healthkit import (
-    FrozenMap,
     Secret,
     StrategyRegistry,
     StrategySpec,
@@ -28,6 +27,7 @@ from healthkit import (
 )
 from healthkit._redact import Redactor
 from healthkit.cli import cli
+from healthkit.toolkit import FrozenMap
 
 TOKEN = "s3cr3t-Tk9Qw"
 RAW = f"Bearer {TOKEN}\n"

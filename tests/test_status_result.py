@@ -10,7 +10,8 @@ import json
 import attrs
 import pytest
 
-from healthkit import CheckResult, ErrorInfo, Status, Target, guarded_check, worst_status
+from healthkit import CheckResult, ErrorInfo, Status, Target, worst_status
+from healthkit.toolkit import guarded_check
 
 
 def test_statuses_are_the_four_documented_values() -> None:

@@ -13,8 +13,16 @@ import httpx
 import pytest
 
 from _http_fault_server import FaultServer, Request, response
-from healthkit import FrozenMap, Secret, SecretUrl
-from healthkit.toolkit import excerpt, fetch, http_client, http_failure, printable, secret_masker
+from healthkit import Secret, SecretUrl
+from healthkit.toolkit import (
+    FrozenMap,
+    excerpt,
+    fetch,
+    http_client,
+    http_failure,
+    printable,
+    secret_masker,
+)
 
 DRIP_INTERVAL = 0.05
 

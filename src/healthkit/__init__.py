@@ -1,9 +1,14 @@
 """healthkit: pluggable, per-model health checks for model servers.
 
-Equal configs share one strategy instance; strategies are pluggy plugins.
+Equal configs share one strategy instance; strategies are pluggy plugins that
+implement :class:`HealthCheckStrategy`.
 """
 
 from __future__ import annotations
+
+import importlib
+import warnings
+from typing import Any
 
 from ._config import ModelConfig, ServerConfig, describe_spec, load_config, parse_spec
 from ._errors import (
@@ -15,19 +20,12 @@ from ._errors import (
     StrategyCreationError,
     UnknownStrategyError,
 )
-from ._frozen import FrozenMap
-from ._guard import guarded_check
 from ._healthkit import HealthKit, HealthReport
-from ._hookspecs import hookimpl, hookspec
+from ._hookspecs import hookimpl
 from ._monitor import Monitor, MonitorStats, Transition
 from ._monitor_settings import MonitorSettings
-from ._registry import (
-    ENTRY_POINT_GROUP,
-    PluginFailure,
-    PluginInfo,
-    StrategyRegistrar,
-    StrategyRegistry,
-)
+from ._registrar import StrategyRegistrar
+from ._registry import ENTRY_POINT_GROUP, PluginFailure, PluginInfo, StrategyRegistry
 from ._resolver import ReloadPlan, Resolver, ResolverStats
 from ._result import CheckResult, ErrorInfo, RequestInfo, Target
 from ._secret import Secret
@@ -35,13 +33,13 @@ from ._status import Status, worst_status
 from ._strategy import (
     BatchStrategy,
     DeadlineConfig,
-    Strategy,
+    HealthCheckStrategy,
     StrategyContext,
     StrategySpec,
     StrategyType,
 )
+from ._strategy import Strategy as Strategy  # the older name of HealthCheckStrategy
 from ._url import SecretUrl
-from .asgi import create_app as create_asgi_app
 
 __all__ = [
     "BatchStrategy",
@@ -52,7 +50,7 @@ __all__ = [
     "DeadlineConfig",
     "ENTRY_POINT_GROUP",
     "ErrorInfo",
-    "FrozenMap",
+    "HealthCheckStrategy",
     "HealthKit",
     "HealthReport",
     "HealthkitError",
@@ -70,7 +68,6 @@ __all__ = [
     "SecretUrl",
     "ServerConfig",
     "Status",
-    "Strategy",
     "StrategyConflictError",
     "StrategyContext",
     "StrategyCreationError",
@@ -81,12 +78,36 @@ __all__ = [
     "Target",
     "Transition",
     "UnknownStrategyError",
-    "create_asgi_app",
     "describe_spec",
-    "guarded_check",
     "hookimpl",
-    "hookspec",
     "load_config",
     "parse_spec",
     "worst_status",
 ]
+
+#: Names that left the public surface, still importable for a while: where each lives now.
+_MOVED = {
+    "FrozenMap": ("healthkit.toolkit", "FrozenMap"),
+    "guarded_check": ("healthkit.toolkit", "guarded_check"),
+    "hookspec": ("healthkit._hookspecs", "hookspec"),
+    "create_asgi_app": ("healthkit.asgi", "create_app"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    moved = _MOVED.get(name)
+    if moved is None:
+        raise AttributeError(f"module 'healthkit' has no attribute {name!r}")
+    module_name, attr = moved
+    where = f"{module_name}.{attr}"
+    if module_name == "healthkit._hookspecs":
+        # Plugins only implement hooks; declaring new ones is healthkit's own business.
+        hint = "plugins need only healthkit.hookimpl"
+    else:
+        hint = f"use {where}"
+    warnings.warn(
+        f"healthkit.{name} is deprecated and will be removed; {hint}",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(module_name), attr)

@@ -13,6 +13,7 @@ __all__ = [
     "ISOLATION_MODES",
     "BatchStrategy",
     "DeadlineConfig",
+    "HealthCheckStrategy",
     "Isolation",
     "Strategy",
     "StrategyContext",
@@ -23,8 +24,11 @@ __all__ = [
 
 
 @runtime_checkable
-class Strategy(Protocol):
+class HealthCheckStrategy(Protocol):
     """A live health-check strategy instance, shared by every model whose config is equal.
+
+    The interface a plugin implements (the design's ``HealthCheckStrategy``;
+    ``healthkit.Strategy`` is the same protocol under its older name).
 
     ``acheck`` should not raise: healthkit turns an exception into an
     ``unhealthy`` result anyway, but a strategy knows better what went wrong.
@@ -37,8 +41,12 @@ class Strategy(Protocol):
     async def aclose(self) -> None: ...
 
 
+#: The older name of :class:`HealthCheckStrategy`, kept working: the very same protocol.
+Strategy = HealthCheckStrategy
+
+
 @runtime_checkable
-class BatchStrategy(Strategy, Protocol):
+class BatchStrategy(HealthCheckStrategy, Protocol):
     """A strategy that can answer many targets with one upstream call."""
 
     async def acheck_many(self, targets: Sequence[Target]) -> Mapping[Target, CheckResult]: ...
@@ -89,13 +97,13 @@ class DeadlineConfig(Protocol):
 class StrategyContext(Protocol):
     """Given to a strategy factory; lets composite strategies share children."""
 
-    def acquire(self, spec: StrategySpec) -> Strategy:
+    def acquire(self, spec: StrategySpec) -> HealthCheckStrategy:
         """Get the shared instance for a child spec, held until this instance closes."""
         ...
 
 
 #: Builds a strategy instance from its validated config.
-StrategyFactory = Callable[[Any, StrategyContext], Strategy]
+StrategyFactory = Callable[[Any, StrategyContext], HealthCheckStrategy]
 
 
 @attrs.frozen(kw_only=True)

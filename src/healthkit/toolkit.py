@@ -23,7 +23,11 @@ does one thing:
   request got no HTTP answer;
 - :func:`secret_masker` masks a config's secrets in text an upstream sent,
   and :func:`printable` / :func:`excerpt` make such text safe and short to show
-  (no terminal escapes, no bytes reprs).
+  (no terminal escapes, no bytes reprs);
+- :class:`FrozenMap` is the hashable mapping a config converter returns for a
+  table (a plain dict would stop equal configs from sharing an instance), and
+  :func:`guarded_check` runs one ``acheck`` as healthkit does (exceptions, hangs
+  and garbage become ``unhealthy`` results), for a plugin's tests.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import attrs
 
+from ._frozen import FrozenMap
+from ._guard import guarded_check
 from ._result import CheckResult, ErrorInfo, RequestInfo, Target
 from ._status import Status
 from ._url import SecretUrl
@@ -49,11 +55,13 @@ if TYPE_CHECKING:
     import tenacity
 
 __all__ = [
+    "FrozenMap",
     "HttpReply",
     "ResultBuilder",
     "RetrySettings",
     "excerpt",
     "fetch",
+    "guarded_check",
     "http_client",
     "http_failure",
     "no_tls_context",

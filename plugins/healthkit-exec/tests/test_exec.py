@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from healthkit_exec import OUTPUT_LIMIT, OUTPUT_SHOWN, ExecConfig, ExecStrategy
 
-from healthkit import ConfigError, Status, StrategyRegistry, Target, guarded_check, load_config
+from healthkit import ConfigError, Status, StrategyRegistry, Target, load_config
 from healthkit.testing import ResourceSnapshot, wait_released
+from healthkit.toolkit import guarded_check
 
 TARGET = Target(model="alpha", version="7")
 PY = sys.executable

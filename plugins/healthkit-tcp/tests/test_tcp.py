@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from healthkit_tcp import TcpConfig, TcpStrategy
 
-from healthkit import ConfigError, Status, StrategyRegistry, Target, guarded_check, load_config
+from healthkit import ConfigError, Status, StrategyRegistry, Target, load_config
 from healthkit.testing import ResourceSnapshot, SilentServer, wait_released
+from healthkit.toolkit import guarded_check
 
 if TYPE_CHECKING:
     from conftest import TcpServer, Tls

@@ -9,8 +9,9 @@ from typing import Any
 
 import attrs
 
-from healthkit import FrozenMap, Secret
+from healthkit import Secret
 from healthkit import validators as v
+from healthkit.toolkit import FrozenMap
 
 __all__ = ["DEFAULT_PASS_ENV", "OUTPUT_LIMIT", "OUTPUT_SHOWN", "ExecConfig"]
 
