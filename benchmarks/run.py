@@ -13,6 +13,9 @@ Sections (see docs/performance.md for what each one measures and why):
              concurrency; per-model requests vs one batched repository index.
 * scheduler  10,000 models at a 10 s period for 30 s: CPU used and probe lateness.
 * config     loading a 10,000-model TOML file vs tomllib parsing it alone.
+* instances  cost of one extra distinct http config (create time, RSS), with and without TLS.
+* hung       readiness answers while the predictor hangs vs /livez (benchmarks/faults.py).
+* outage     time until 1,000 models behind a hung predictor read not ready, default budget.
 
 Every server runs in its own process (the predictor, ``healthkit serve``, the
 baseline); the load generator is a bare asyncio HTTP/1.1 client, because
@@ -41,8 +44,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import faults  # benchmarks/faults.py: run as a script, this folder is on sys.path
+
 HERE = Path(__file__).resolve()
-SECTIONS = ("burst", "dedupe", "sweep", "scheduler", "config", "instances")
+SECTIONS = ("burst", "dedupe", "sweep", "scheduler", "config", "instances", "hung", "outage")
 
 # -- helpers ----------------------------------------------------------------------------
 
@@ -949,6 +954,22 @@ def summary(results: dict[str, Any]) -> None:
                 "<= 2 ms, <= 100 KiB",
                 i["seconds"] <= 0.002 and i["rss_bytes"] <= 100 * 1024,
             )
+    if "hung" in results:
+        h = results["hung"]
+        check(
+            "readiness p99 vs /livez, hung predictor",
+            f"{h['ratio']:.2f}x",
+            "<= 2x",
+            h["ratio"] <= 2,
+        )
+    if "outage" in results:
+        o = results["outage"]
+        check(
+            f"full outage of {o['models']:,} models detected",
+            f"{o['detected']:.1f} s",
+            f"<= {o['bound']:g} s (failure_threshold x (timeout + period))",
+            o["detected"] <= o["bound"],
+        )
     table("summary", ["figure", "measured", "target", ""], rows)
 
 
@@ -1003,6 +1024,17 @@ def main(argv: Sequence[str] | None = None) -> None:
             results["config"] = run_config_load(opts.quick)
         elif section == "instances":
             results["instances"] = run_instances(opts.quick)
+        elif section == "hung":
+            results["hung"] = faults.run_hung(
+                opts.quick,
+                healthkit_serve=healthkit_serve,
+                burst=burst,
+                pct=pct,
+                ms=ms,
+                table=table,
+            )
+        elif section == "outage":
+            results["outage"] = faults.run_outage(opts.quick, table=table)
     summary(results)
     if opts.json:
         opts.json.write_text(json.dumps(results, indent=2, default=str))
