@@ -109,6 +109,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
             "verify": True,
             "ca_bundle": None,
             "max_connections": 10,
+            "max_body_bytes": 1 << 20,
         },
     ),
 }
@@ -156,7 +157,10 @@ def test_defaults_spelled_out_give_the_same_spec(
     minimal = {"strategy": _strategy(case), **required}
     spelled = {
         **minimal,
-        **{k: data.draw(st.sampled_from(ALSO[k])) if k in ALSO else every[k] for k in spelled_keys},
+        **{
+            k: data.draw(st.sampled_from(ALSO[k])) if k in ALSO and every[k] is None else every[k]
+            for k in spelled_keys
+        },
     }
     a = parse_spec(minimal, registry=full_registry)
     b = parse_spec(spelled, registry=full_registry)

@@ -230,10 +230,12 @@ def test_plan_groups_models_by_spec_without_creating(
     rec_registry: StrategyRegistry, rec_tools: Any, recorder: Any
 ) -> None:
     resolver = Resolver(rec_registry)
-    groups = resolver.plan(
+    plan = resolver.plan(
         [("a", rec_tools.spec(1)), ("b", rec_tools.spec(2)), ("c", rec_tools.spec(1))]
     )
+    groups = {p.spec: list(p.models) for p in plan}
     assert groups == {rec_tools.spec(1): ["a", "c"], rec_tools.spec(2): ["b"]}
+    assert [(p.id, p.used_by, p.children) for p in plan] == [(1, (), ()), (2, (), ())]
     assert recorder.created == []
 
 
@@ -469,7 +471,7 @@ def test_hundred_models_three_differently_spelled_configs_three_instances(
     with HealthKit.from_config(path, registry=registry) as hk:
         assert len(hk.models) == 100
         plan = hk.resolver.plan((m.name, m.check) for m in hk.config.models.values())
-        assert sorted(len(v) for v in plan.values()) == [33, 33, 34]
+        assert sorted(len(p.models) for p in plan) == [33, 33, 34]
         hk.check("model002")  # a noop model: starts every instance, needs no server
         assert hk.stats() == ResolverStats(models=100, instances=3)
         kinds = sorted(

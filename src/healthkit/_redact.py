@@ -15,6 +15,7 @@ from ._config import ServerConfig
 from ._result import CheckResult, ErrorInfo, RequestInfo
 from ._strategy import StrategySpec
 from ._url import SecretUrl
+from ._walk import collect
 
 __all__ = ["Redactor", "secret_forms"]
 
@@ -26,30 +27,23 @@ MIN_SECRET_LENGTH = 4
 _AUTH_SCHEMES = frozenset({"basic", "bearer", "token", "apikey", "api-key", "digest", "key"})
 
 
+def _is_secret(value: Any) -> bool:
+    return callable(getattr(value, "get_secret_value", None)) or isinstance(value, SecretUrl)
+
+
 def _secrets_in(value: Any, out: set[str]) -> None:
-    getter = getattr(value, "get_secret_value", None)
-    if callable(getter):
-        secret = getter()
-        if isinstance(secret, str):
-            out.add(secret)
-        return
-    if isinstance(value, SecretUrl):
-        auth = value.auth
-        if auth is not None:
-            out.update(auth)
-            out.add(base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii"))
-        return
-    if isinstance(value, StrategySpec):
-        _secrets_in(value.config, out)
-    elif attrs.has(type(value)):
-        for field in attrs.fields(type(value)):
-            _secrets_in(getattr(value, field.name), out)
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            _secrets_in(item, out)
-    elif isinstance(value, list | tuple | frozenset | set):
-        for item in value:
-            _secrets_in(item, out)
+    """Add every secret value held anywhere in ``value`` (a spec, say) to ``out``."""
+    for holder in collect(value, _is_secret):
+        getter = getattr(holder, "get_secret_value", None)
+        if callable(getter):
+            secret = getter()
+            if isinstance(secret, str):
+                out.add(secret)
+        elif isinstance(holder, SecretUrl):
+            auth = holder.auth
+            if auth is not None:
+                out.update(auth)
+                out.add(base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii"))
 
 
 def secret_forms(secret: str) -> set[str]:

@@ -12,6 +12,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import attrs
 
@@ -20,13 +21,25 @@ from ._guard import wait_abandoning
 from ._isolation import isolate_in_thread
 from ._registry import StrategyRegistry
 from ._strategy import Strategy, StrategySpec
+from ._walk import collect
 
-__all__ = ["CLOSE_TIMEOUT", "ONE_SHOT_CLOSE_TIMEOUT", "ReloadPlan", "Resolver", "ResolverStats"]
+__all__ = [
+    "CLOSE_TIMEOUT",
+    "ONE_SHOT_CLOSE_TIMEOUT",
+    "PlannedInstance",
+    "ReloadPlan",
+    "Resolver",
+    "ResolverStats",
+    "child_specs",
+]
 
 log = logging.getLogger("healthkit")
 
-# Holder names for composite children start with a character no config key can hold,
-# so they never collide with model names.
+# Holder names for composite children (and for specs staged by apply) start with a NUL,
+# which no model name can hold, so they never collide with model names: the config
+# loader rejects control characters in model names (validators.target_name) and
+# acquire() refuses such a holder. apply() trusts its caller's names (HealthKit passes
+# the loaded config's).
 _CHILD_PREFIX = "\x00child:"
 
 #: Default seconds one instance's ``aclose()`` may take before it is abandoned (and
@@ -58,6 +71,25 @@ class ReloadPlan:
     unchanged: tuple[str, ...] = ()
     instances_created: int = 0
     instances_closed: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class PlannedInstance:
+    """One strategy instance a resolver would create for a config, and who would hold it."""
+
+    id: int
+    spec: StrategySpec
+    #: Models that hold this instance directly.
+    models: tuple[str, ...]
+    #: Ids of composite instances that hold this one as a child.
+    used_by: tuple[int, ...]
+    #: Ids of this instance's own children, in config order.
+    children: tuple[int, ...]
+
+
+def child_specs(value: Any) -> list[StrategySpec]:
+    """Every spec nested in a strategy config: what its factory acquires as children."""
+    return collect(value, lambda part: isinstance(part, StrategySpec))
 
 
 @attrs.define(eq=False)
@@ -321,12 +353,48 @@ class Resolver:
             models = sum(1 for h in self._held if not h.startswith(_CHILD_PREFIX))
             return ResolverStats(models=models, instances=len(self._entries))
 
-    def plan(self, models: Iterable[tuple[str, StrategySpec]]) -> dict[StrategySpec, list[str]]:
-        """Group models by the spec they would share (no instance is created)."""
-        groups: dict[StrategySpec, list[str]] = {}
+    @staticmethod
+    def plan(models: Iterable[tuple[str, StrategySpec]]) -> list[PlannedInstance]:
+        """The instances holding ``(model, spec)`` pairs would create, without creating any.
+
+        The dedupe plan (``healthkit validate`` shows it): equal specs share one
+        instance, and a composite's children are instances too, shared with any
+        model whose spec is equal, since a factory acquires the specs nested in
+        its config through its context (see :func:`child_specs`).
+        """
+        ids: dict[StrategySpec, int] = {}
+        held: dict[int, list[str]] = {}
+        used_by: dict[int, list[int]] = {}
+        children: dict[int, list[int]] = {}
+        specs: dict[int, StrategySpec] = {}
+
+        def visit(spec: StrategySpec) -> int:
+            found = ids.get(spec)
+            if found is not None:
+                return found
+            new = len(ids) + 1
+            ids[spec] = new
+            specs[new] = spec
+            held[new], used_by[new], children[new] = [], [], []
+            for child in child_specs(spec.config):
+                child_id = visit(child)
+                children[new].append(child_id)
+                if new not in used_by[child_id]:
+                    used_by[child_id].append(new)
+            return new
+
         for name, spec in models:
-            groups.setdefault(spec, []).append(name)
-        return groups
+            held[visit(spec)].append(name)
+        return [
+            PlannedInstance(
+                id=i,
+                spec=specs[i],
+                models=tuple(held[i]),
+                used_by=tuple(used_by[i]),
+                children=tuple(children[i]),
+            )
+            for i in sorted(specs)
+        ]
 
     @property
     def closed(self) -> bool:

@@ -1,7 +1,8 @@
-"""What the CLI commands share: exit codes, config loading, tables, redaction, the dedupe plan."""
+"""What the CLI commands share: exit codes, config loading, tables, redaction, plan output."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -17,7 +18,7 @@ from .._errors import ConfigError, ConfigIssue, HealthkitError
 from .._guard import run_bounded
 from .._redact import Redactor
 from .._registry import StrategyRegistry
-from .._resolver import ONE_SHOT_CLOSE_TIMEOUT, Resolver
+from .._resolver import ONE_SHOT_CLOSE_TIMEOUT, PlannedInstance, Resolver, child_specs
 from .._result import CheckResult
 from .._status import Status
 from .._strategy import StrategySpec
@@ -267,94 +268,43 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str | Status]]) -> lis
     return lines
 
 
-# -- the dedupe plan --------------------------------------------------------------------
-
-
-@attrs.frozen(kw_only=True)
-class PlannedInstance:
-    """One strategy instance a resolver would create for a config, and who would hold it."""
-
-    id: int
-    spec: StrategySpec
-    #: Models that hold this instance directly.
-    models: tuple[str, ...]
-    #: Ids of composite instances that hold this one as a child.
-    used_by: tuple[int, ...]
-    #: Ids of this instance's own children, in config order.
-    children: tuple[int, ...]
-
-
-def _child_specs(value: Any) -> list[StrategySpec]:
-    """Every spec nested in a strategy config: what its factory acquires as children."""
-    if isinstance(value, StrategySpec):
-        return [value]
-    if attrs.has(type(value)):
-        return [s for f in attrs.fields(type(value)) for s in _child_specs(getattr(value, f.name))]
-    if isinstance(value, Mapping):
-        return [s for v in value.values() for s in _child_specs(v)]
-    if isinstance(value, list | tuple):
-        return [s for v in value for s in _child_specs(v)]
-    return []
+# -- the dedupe plan (computed by the resolver) --------------------------------------
 
 
 def dedupe_plan(config: ServerConfig) -> list[PlannedInstance]:
-    """The instances a resolver would create for ``config``, without creating any.
+    """The instances a resolver would create for ``config``: :meth:`Resolver.plan`."""
+    return Resolver.plan((model.name, model.check) for model in config.models.values())
 
-    Equal specs share one instance, and a composite's children count as
-    instances too (shared with any model whose spec is equal), exactly as the
-    :class:`~healthkit.Resolver` does it.
+
+def _defaults(cls: type[Any]) -> dict[str, Any]:
+    """Each field of ``cls`` that has a default: that default, as its converter makes it.
+
+    attrs itself builds the defaults (running the converters) on a class of those
+    fields alone, so nothing here depends on how attrs wraps a converter.
     """
-    ids: dict[StrategySpec, int] = {}
-    models: dict[int, list[str]] = {}
-    used_by: dict[int, list[int]] = {}
-    children: dict[int, list[int]] = {}
-    specs: dict[int, StrategySpec] = {}
+    fields = {
+        f.name: f
+        for f in attrs.fields(cls)
+        if f.default is not attrs.NOTHING
+        and not (isinstance(f.default, attrs.Factory) and f.default.takes_self)  # type: ignore[arg-type]
+    }
 
-    def visit(spec: StrategySpec) -> int:
-        found = ids.get(spec)
-        if found is not None:
-            return found
-        new = len(ids) + 1
-        ids[spec] = new
-        specs[new] = spec
-        models[new], used_by[new], children[new] = [], [], []
-        for child in _child_specs(spec.config):
-            child_id = visit(child)
-            children[new].append(child_id)
-            if new not in used_by[child_id]:
-                used_by[child_id].append(new)
-        return new
+    def build(names: Iterable[str]) -> dict[str, Any]:
+        spec = {
+            n: attrs.field(default=fields[n].default, converter=fields[n].converter) for n in names
+        }
+        made = attrs.make_class("Defaults", spec)()
+        return {n: getattr(made, n) for n in names}
 
-    for model in config.models.values():
-        models[visit(model.check)].append(model.name)
-    return [
-        PlannedInstance(
-            id=i,
-            spec=specs[i],
-            models=tuple(models[i]),
-            used_by=tuple(used_by[i]),
-            children=tuple(children[i]),
-        )
-        for i in sorted(specs)
-    ]
-
-
-def _default_of(field: attrs.Attribute[Any]) -> tuple[bool, Any]:
-    default: Any = field.default
-    if default is attrs.NOTHING:
-        return False, None
-    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-        if default.takes_self:
-            return False, None
-        default = default.factory()
-    if field.converter is not None:
-        func: Any = getattr(field.converter, "converter", field.converter)
-        try:
-            default = func(default)
-        except Exception:
+    try:
+        return build(fields)
+    except Exception:
+        out: dict[str, Any] = {}
+        for name in fields:
             # A default its own converter rejects is just "not a default".
-            return False, None
-    return True, default
+            with contextlib.suppress(Exception):
+                out.update(build([name]))
+        return out
 
 
 def _render(value: Any, ids: Mapping[StrategySpec, int]) -> str:
@@ -370,25 +320,32 @@ def spec_summary(
     ids: Mapping[StrategySpec, int],
     *,
     redact: Callable[[str], str] | None = None,
+    defaults: dict[type[Any], dict[str, Any]] | None = None,
 ) -> str:
-    """``strategy key=value ...``: the redacted spec without the keys left at their defaults."""
+    """``strategy key=value ...``: the redacted spec without the keys left at their defaults.
+
+    ``defaults`` caches the defaults of each config class across calls.
+    """
     described = describe_spec(spec, redact=redact)
     parts = [spec.strategy]
     config = spec.config
     if config is None or not attrs.has(type(config)):
         return spec.strategy
+    cache = {} if defaults is None else defaults
+    known = cache.get(type(config))
+    if known is None:
+        known = cache[type(config)] = _defaults(type(config))
     for field in attrs.fields(type(config)):
         key = field.alias or field.name
         if key not in described:
             continue  # hidden from reprs: never shown
         value = getattr(config, field.name)
-        has_default, default = _default_of(field)
         try:
-            if has_default and bool(value == default):
+            if field.name in known and bool(value == known[field.name]):
                 continue
         except Exception:
             pass  # an odd __eq__ only means the value is shown
-        if _child_specs(value):
+        if child_specs(value):
             shown = _render(value, ids)
         else:
             public = described[key]
@@ -405,6 +362,7 @@ def plan_lines(
 ) -> list[str]:
     """The dedupe plan for humans: each instance, its redacted spec and who shares it."""
     ids = {p.spec: p.id for p in plan}
+    defaults: dict[type[Any], dict[str, Any]] = {}
     lines: list[str] = []
     for p in plan:
         holders = []
@@ -413,7 +371,8 @@ def plan_lines(
         if p.used_by:
             holders.append(f"{len(p.used_by)} composite{'s' if len(p.used_by) != 1 else ''}")
         shared = f"  (shared: {' + '.join(holders)})" if len(p.models) + len(p.used_by) > 1 else ""
-        lines.append(f"#{p.id} {spec_summary(p.spec, ids, redact=redact)}{shared}")
+        summary = spec_summary(p.spec, ids, redact=redact, defaults=defaults)
+        lines.append(f"#{p.id} {summary}{shared}")
         if p.models:
             label = "models" if len(p.models) > 1 else "model"
             lines.append(

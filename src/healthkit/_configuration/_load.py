@@ -1,0 +1,252 @@
+"""``load_config`` and ``parse_spec``: the layers of config loading, put together.
+
+Every problem is collected with its dotted path before anything is raised, so
+a user fixes a config in one pass.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from .._errors import ConfigError, ConfigIssue
+from .._monitor_settings import MonitorSettings
+from .._registry import StrategyRegistry
+from .._strategy import StrategySpec
+from ..validators import target_name
+from ._env import after_env_errors, interpolate
+from ._inherit import (
+    INHERIT_SECRETS,
+    blame_default,
+    changed_host,
+    dropped_notice,
+    merge,
+    secret_keys,
+)
+from ._schema import DEFAULT_STRATEGY, ModelConfig, ServerConfig, SpecParser
+from ._source import check_shape, join, read_source
+from ._structure import Invalid, unknown_key
+
+__all__ = ["load_config", "parse_spec"]
+
+T = TypeVar("T")
+
+_TOP_KEYS = ("defaults", "models")
+_DEFAULTS_KEYS = ("health_check",)
+_MODEL_KEYS = ("health_check", "version")
+
+
+def _raw_key(value: Any) -> Any:
+    """A hashable key of a raw value that tells ``1``, ``1.0`` and ``True`` apart."""
+    if isinstance(value, Mapping):
+        return frozenset((k, _raw_key(v)) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return (list, tuple(_raw_key(v) for v in value))
+    return (type(value), value)
+
+
+def _show_name(name: str) -> str:
+    shown = repr(name[:40])
+    return shown + f"... ({len(name)} characters)" if len(name) > 40 else shown
+
+
+def load_config(
+    source: str | os.PathLike[str] | Mapping[str, Any], *, registry: StrategyRegistry
+) -> ServerConfig:
+    """Load and validate a config from a file path (TOML, JSON, YAML) or a mapping.
+
+    Raises :class:`ConfigError` listing every issue with its path.
+    """
+    if isinstance(source, Mapping):
+        raw: Any = source
+        source_name = None
+    else:
+        raw = read_source(source)
+        source_name = str(source)
+    parser = SpecParser(registry)
+    issues = parser.issues
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        message = f"expected a table at the top level, got {type(raw).__name__}"
+        raise ConfigError([ConfigIssue("", message)], source=source_name)
+    shape = check_shape(raw)
+    if shape is not None:
+        raise ConfigError([shape], source=source_name)
+    secrets: set[str] = set()
+    raw = interpolate(raw, "", issues, secrets)
+    for key in raw:
+        if key not in _TOP_KEYS:
+            issues.append(unknown_key("", str(key), _TOP_KEYS))
+
+    # ``None`` is an empty YAML table; other falsy values ([], 0, "") are mistakes.
+    defaults = _or_empty(raw.get("defaults"))
+    default_hc: Mapping[str, Any] = {}
+    if not isinstance(defaults, Mapping):
+        issues.append(ConfigIssue("defaults", f"expected a table, got {defaults!r}"))
+        defaults = {}
+    for key in defaults:
+        if key not in _DEFAULTS_KEYS:
+            issues.append(unknown_key("defaults", str(key), _DEFAULTS_KEYS))
+    default_spec = StrategySpec(strategy=DEFAULT_STRATEGY, config=None)
+    default_monitor = MonitorSettings()
+    hc_raw = _or_empty(defaults.get("health_check"))
+    if isinstance(hc_raw, Mapping):
+        if INHERIT_SECRETS in hc_raw:
+            issues.append(
+                ConfigIssue(
+                    join("defaults.health_check", INHERIT_SECRETS),
+                    "only allowed in a model's health_check",
+                )
+            )
+            hc_raw = {k: v for k, v in hc_raw.items() if k != INHERIT_SECRETS}
+        default_hc = hc_raw
+    default_ok = True
+    try:
+        default_spec, default_monitor = parser.health_check(hc_raw, "defaults.health_check")
+    except Invalid:
+        default_ok = False
+    default_secrets = secret_keys(default_spec) if default_ok else set()
+
+    models_raw = _or_empty(raw.get("models"))
+    models: dict[str, ModelConfig] = {}
+    notices: list[ConfigIssue] = []
+    # Equal specs and settings are shared, not copied per model: thousands of
+    # models over a handful of configs then hold a handful of config objects,
+    # and an equal health_check table is parsed once.
+    interned_specs: dict[StrategySpec, StrategySpec] = {}
+    interned_monitors: dict[MonitorSettings, MonitorSettings] = {}
+    parsed: dict[Any, tuple[StrategySpec, MonitorSettings]] = {}
+    if not isinstance(models_raw, Mapping):
+        issues.append(ConfigIssue("models", f"expected a table, got {models_raw!r}"))
+        models_raw = {}
+    for name, model_raw in models_raw.items():
+        if isinstance(name, bool) or not isinstance(name, str | int):
+            issues.append(ConfigIssue("models", f"model names must be strings, got {name!r}"))
+            continue
+        name = str(name)
+        try:
+            target_name(name)
+        except ValueError as exc:
+            issues.append(ConfigIssue("models", f"model name {_show_name(name)}: {exc}"))
+            continue
+        mpath = join("models", name)
+        if model_raw is None:
+            model_raw = {}
+        if not isinstance(model_raw, Mapping):
+            issues.append(ConfigIssue(mpath, f"expected a table, got {model_raw!r}"))
+            continue
+        for key in model_raw:
+            if key not in _MODEL_KEYS:
+                issues.append(unknown_key(mpath, str(key), _MODEL_KEYS))
+        version = model_raw.get("version")
+        if version is not None:
+            if isinstance(version, bool) or not isinstance(version, str | int):
+                issues.append(
+                    ConfigIssue(join(mpath, "version"), f"expected a string, got {version!r}")
+                )
+                version = None
+            else:
+                try:
+                    version = target_name(str(version), what="version")
+                except ValueError as exc:
+                    issues.append(ConfigIssue(join(mpath, "version"), str(exc)))
+                    version = None
+        hc_path = join(mpath, "health_check")
+        own = model_raw.get("health_check")
+        if own is None:
+            # Exactly the default: its result (or its errors, reported once) stands.
+            if not default_ok:
+                continue
+            spec, monitor = default_spec, default_monitor
+        elif isinstance(own, Mapping):
+            inherit = own.get(INHERIT_SECRETS)
+            if inherit is not None and not isinstance(inherit, bool):
+                issues.append(
+                    ConfigIssue(
+                        join(hc_path, INHERIT_SECRETS), f"expected a boolean, got {inherit!r}"
+                    )
+                )
+            merged, dropped = merge(default_hc, own, default_secrets)
+            merged.pop(INHERIT_SECRETS, None)
+            if dropped:
+                notices.append(dropped_notice(hc_path, changed_host(default_hc, own), dropped))
+            try:
+                cache_key: Any = _raw_key(merged)
+                hit = parsed.get(cache_key)
+            except TypeError:  # an unhashable YAML value (a set, say): just parse it
+                cache_key, hit = None, None
+            if hit is not None:
+                spec, monitor = hit
+            else:
+                before = len(issues)
+                try:
+                    spec, monitor = parser.health_check(merged, hc_path)
+                except Invalid:
+                    blame_default(issues, before, hc_path, default_hc, own)
+                    continue
+                if cache_key is not None:
+                    parsed[cache_key] = (spec, monitor)
+        else:
+            issues.append(ConfigIssue(hc_path, f"expected a table, got {own!r}"))
+            continue
+        models[name] = ModelConfig(
+            name=name,
+            version=None if version is None else str(version),
+            check=_intern(interned_specs, spec),
+            monitor=_intern(interned_monitors, monitor),
+        )
+    if issues:
+        raise ConfigError(_dedupe(after_env_errors(issues)), source=source_name)
+    return ServerConfig(
+        default=default_spec,
+        default_monitor=default_monitor,
+        models=models,
+        source=source_name,
+        notices=tuple(notices),
+        secrets=frozenset(secrets),
+    )
+
+
+def _intern(pool: dict[T, T], value: T) -> T:
+    try:
+        return pool.setdefault(value, value)
+    except TypeError:
+        # An unhashable (mutable) plugin config cannot be shared; the resolver
+        # reports that when it is used, with the strategy's name.
+        return value
+
+
+def parse_spec(
+    raw: Mapping[str, Any], *, registry: StrategyRegistry, path: str = ""
+) -> StrategySpec:
+    """Validate one ``{strategy = ..., ...}`` table into a :class:`StrategySpec`."""
+    parser = SpecParser(registry)
+    shape = check_shape(raw)
+    if shape is not None:
+        raise ConfigError(
+            [ConfigIssue(join(path, shape.path) if shape.path else path, shape.message)]
+        )
+    data = interpolate(raw, path, parser.issues, set())
+    try:
+        spec = parser.spec(data, path)
+    except Invalid:
+        spec = None
+    if parser.issues or spec is None:
+        raise ConfigError(_dedupe(after_env_errors(parser.issues)))
+    return spec
+
+
+def _or_empty(value: Any) -> Any:
+    return {} if value is None else value
+
+
+def _dedupe(issues: list[ConfigIssue]) -> list[ConfigIssue]:
+    seen: set[ConfigIssue] = set()
+    out = []
+    for issue in issues:
+        if issue not in seen:
+            seen.add(issue)
+            out.append(issue)
+    return out
