@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import os
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
@@ -25,6 +26,14 @@ T = TypeVar("T")
 
 #: Default cap on concurrent checks in :meth:`HealthKit.acheck_all`.
 DEFAULT_CONCURRENCY = 64
+
+
+class _Lifecycle(enum.Enum):
+    """Where a kit is in its life: it only ever moves forward."""
+
+    NEW = "new"  # no instance created yet (the first check or astart creates them)
+    STARTED = "started"
+    CLOSED = "closed"
 
 
 @attrs.frozen(kw_only=True)
@@ -69,8 +78,7 @@ class HealthKit:
         self._registry = registry if registry is not None else StrategyRegistry()
         self._config = config
         self._resolver = Resolver(self._registry, close_timeout=close_timeout)
-        self._started = False
-        self._closed = False
+        self._state = _Lifecycle.NEW
         self._loop: asyncio.AbstractEventLoop | None = None
         self._redactor: tuple[ServerConfig, Redactor] | None = None
 
@@ -124,11 +132,11 @@ class HealthKit:
 
     async def astart(self) -> None:
         """Create the shared strategy instances (done on first check otherwise)."""
-        if self._closed:
+        if self._state is _Lifecycle.CLOSED:
             raise ClosedError("HealthKit is closed")
-        if not self._started:
+        if self._state is _Lifecycle.NEW:
             await self._resolver.apply({m.name: m.check for m in self._config.models.values()})
-            self._started = True
+            self._advance_to_started()
 
     async def acheck(self, model: str, *, version: str | None = None) -> CheckResult:
         """Check one model (by its configured name). Never raises for a failing check.
@@ -175,18 +183,23 @@ class HealthKit:
         takes (a file path or a mapping), loaded with this kit's registry. A
         config that does not load raises ``ConfigError`` and changes nothing.
         """
-        if self._closed:
+        if self._state is _Lifecycle.CLOSED:
             raise ClosedError("HealthKit is closed")
         if not isinstance(config, ServerConfig):
             config = load_config(config, registry=self._registry)
         plan = await self._resolver.apply({m.name: m.check for m in config.models.values()})
         self._config = config
-        self._started = True
+        self._advance_to_started()
         return plan
+
+    def _advance_to_started(self) -> None:
+        # A close that came while instances were being created stays closed.
+        if self._state is _Lifecycle.NEW:
+            self._state = _Lifecycle.STARTED
 
     async def aclose(self) -> None:
         """Close every strategy instance; idempotent."""
-        self._closed = True
+        self._state = _Lifecycle.CLOSED
         await self._resolver.aclose()
 
     async def __aenter__(self) -> HealthKit:
@@ -207,7 +220,7 @@ class HealthKit:
             coro.close()
             raise RuntimeError("inside a running event loop: use the async methods (acheck, ...)")
         if self._loop is None or self._loop.is_closed():
-            if self._closed:
+            if self._state is _Lifecycle.CLOSED:
                 # Report the closed state without leaving a fresh, unclosed loop behind.
                 coro.close()
                 raise ClosedError("HealthKit is closed")
@@ -227,7 +240,7 @@ class HealthKit:
         return self._run(self.areload(config))
 
     def close(self) -> None:
-        if self._closed and (self._loop is None or self._loop.is_closed()):
+        if self._state is _Lifecycle.CLOSED and (self._loop is None or self._loop.is_closed()):
             return
         try:
             self._run(self.aclose())

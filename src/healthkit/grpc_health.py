@@ -46,7 +46,7 @@ __all__ = [
     "serving_status",
 ]
 
-log = logging.getLogger("healthkit")
+log = logging.getLogger("healthkit.grpc_health")
 
 #: The gRPC service this servicer implements.
 HEALTH_SERVICE = "grpc.health.v1.Health"

@@ -30,6 +30,7 @@ from typing import Any
 import attrs
 
 from .._config import ModelConfig, ServerConfig, load_config
+from .._errors import ClosedError
 from .._healthkit import HealthKit
 from .._monitor import Monitor
 from .._registry import StrategyRegistry
@@ -149,10 +150,11 @@ class KServeHealth:
         """Start the monitor for the models KServe has registered; idempotent.
 
         Raises if a strategy cannot be created (a broken plugin, say), so the
-        REST lifespan fails loudly at startup.
+        REST lifespan fails loudly at startup; :class:`~healthkit.ClosedError`
+        after :meth:`aclose`, like every healthkit object.
         """
         if self._closed:
-            raise RuntimeError("healthkit's KServe monitor is closed")
+            raise ClosedError("healthkit's KServe monitor is closed")
         loop = asyncio.get_running_loop()
         if self._monitor is not None:
             if loop is not self._loop:
@@ -277,7 +279,7 @@ class KServeHealth:
             raise
         if self._closed:  # closed while starting
             await monitor.aclose()
-            raise RuntimeError("healthkit's KServe monitor is closed")
+            raise ClosedError("healthkit's KServe monitor is closed")
         self._monitor, self._loop = monitor, loop
         log.info(
             "healthkit monitors %d model(s): %s",
