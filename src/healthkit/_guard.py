@@ -1,8 +1,12 @@
 """Run one check so that nothing escapes: exceptions, hangs and garbage become results.
 
 A check that swallows ``CancelledError`` cannot be stopped, only left behind:
-the hard cap here cancels it and stops waiting, so the caller gets its
-``timed out`` result on time whatever the check does next.
+the hard cap of :func:`guarded_check` cancels it and stops waiting, so the
+caller gets its ``timed out`` result on time whatever the check does next.
+That cap serves ``HealthKit.acheck``, composite children and the conformance
+suite; the monitor calls :func:`guarded_check` without one and cuts its checks
+with a timer of its own (``healthkit._monitoring._runner``), at
+:func:`deadline_for`.
 """
 
 from __future__ import annotations

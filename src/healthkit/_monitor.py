@@ -1,9 +1,11 @@
 """The monitor: cached, coalesced on-demand checks and thresholded background probing.
 
 A facade over :mod:`healthkit._monitoring`: the job runner (budget, deadlines),
-single-flight checks with their cache, the pure threshold state machine, the
-per-instance outage rule and the scheduler. This module wires them together
-and answers the questions (readiness, status, stats) from their state.
+single-flight checks with their cache, per-model state, the pure threshold
+state machine, the per-instance outage rule and its verdicts, the scheduler and
+reloads. This module wires them together and answers the questions
+(readiness, status, stats) from their state. Every result passes the kit's
+redactor before it is stored, logged or handed to a listener.
 """
 
 from __future__ import annotations

@@ -2,12 +2,14 @@
 
 Every answer comes from the monitor's memory; a result older than
 ``cache_ttl`` is revalidated in the background (stale-while-revalidate), never
-while the request waits. The one exception is a model that has no result yet
-(its first probe has not finished): its readiness request waits for one
-on-demand check, bounded by its deadline, which every concurrent request shares.
-Whatever goes wrong inside a handler becomes a 503, never a 500: a readiness
-endpoint must not claim the health server itself is broken because the
-upstream is.
+while the request waits. Two kinds of model readiness request wait instead, for
+one on-demand check bounded by its deadline that every concurrent request
+shares: one for a model that has no result yet (its first probe has not
+finished), and one for a version reported upstream whose cached result is
+missing or older than ``max_stale``. Server readiness (``/readyz``) never
+waits: a model without a fresh result counts as not ready. Whatever goes wrong
+inside a handler becomes a 503, never a 500: a readiness endpoint must not
+claim the health server itself is broken because the upstream is.
 """
 
 from __future__ import annotations
@@ -91,8 +93,10 @@ class _Handlers:
         """Readiness of one model from memory; a 404 response when it is not known.
 
         Once the model has a result this never waits for the upstream (a stale
-        result is revalidated in the background); without one yet, every waiting
-        request shares one check bounded by its deadline.
+        result is revalidated in the background); without one yet (or, for a
+        version other than the configured one, without a cached result younger
+        than ``max_stale``), every waiting request shares one check bounded by its
+        deadline.
         """
         monitor = await self._started()
         if name not in monitor:

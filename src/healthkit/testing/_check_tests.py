@@ -148,7 +148,8 @@ class CheckTests(SuiteBase):
                         problems.append(f"unresponsive target with timeout={short}: {result!r}")
                     if took > short + self.deadline_slack:
                         problems.append(f"timeout={short} but the check took {took:.2f}s")
-                # The monitor's hard deadline: the check is cancelled and must let go quickly.
+                # A hard deadline as the monitor's (guarded_check cuts the check like the
+                # monitor's runner does): the check is cancelled and must let go quickly.
                 strategy = resolver.acquire("hard", hard)
                 for _ in range(2):
                     start = time.perf_counter()
