@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-import attrs
 
 from .. import (
     CheckResult,
@@ -20,6 +17,7 @@ from .. import (
     describe_spec,
 )
 from .._guard import guarded_check
+from .._walk import collect
 from ._suite import BadConfig, SuiteBase, run_scenario
 
 __all__ = ["SecretTests", "has_secret_fields"]
@@ -41,22 +39,10 @@ def has_secret_fields(config_class: type) -> bool:
     """Whether ``config_class`` has a field that can hold a ``Secret`` or ``SecretUrl``.
 
     Looks through the field types: nested records, ``tuple[Secret, ...]``,
-    ``Secret | None``. The suite's one walk over a config class: it decides
-    whether the ``secrets`` fixture must list something.
+    ``Secret | None`` (healthkit's one walk over configs, which also walks
+    classes). It decides whether the ``secrets`` fixture must list something.
     """
-    seen: set[int] = set()
-
-    def mentions(tp: Any) -> bool:
-        if tp in (Secret, SecretUrl):
-            return True
-        if isinstance(tp, type) and attrs.has(tp):
-            if id(tp) in seen:
-                return False
-            seen.add(id(tp))
-            return any(mentions(h) for h in typing.get_type_hints(tp).values())
-        return any(mentions(arg) for arg in typing.get_args(tp))
-
-    return mentions(config_class)
+    return bool(collect(config_class, lambda tp: tp in (Secret, SecretUrl)))
 
 
 class _Collect(logging.Handler):
