@@ -7,15 +7,19 @@ import contextlib
 import re
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._config import ServerConfig
 from ._result import CheckResult, ErrorInfo, RequestInfo
 from ._strategy import StrategySpec
 from ._url import SecretUrl
 from ._walk import collect
+
+if TYPE_CHECKING:
+    # Only its type: configs are loaded above this module (the toolkit, which the
+    # strategies that configs name use, imports it).
+    from ._config import ServerConfig
 
 __all__ = ["Redactor", "secret_forms"]
 

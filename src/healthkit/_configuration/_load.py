@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import ConfigError, ConfigIssue
 from .._monitor_settings import MonitorSettings
-from .._registry import StrategyRegistry
 from .._strategy import StrategySpec
 from ..validators import target_name
 from ._env import after_env_errors, interpolate
@@ -27,6 +26,9 @@ from ._inherit import (
 from ._schema import DEFAULT_STRATEGY, ModelConfig, ServerConfig, SpecParser
 from ._source import check_shape, join, read_source
 from ._structure import Invalid, unknown_key
+
+if TYPE_CHECKING:
+    from .._registry import StrategyRegistry  # its type only, as in _schema
 
 __all__ = ["load_config", "parse_spec"]
 

@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .._errors import ConfigIssue
 from .._frozen import FrozenMap
 from .._monitor_settings import MonitorSettings
-from .._registry import StrategyRegistry
 from .._result import Target
 from .._strategy import ISOLATION_MODES, StrategySpec
 from ._source import join
 from ._structure import NO_PLACEHOLDER, Invalid, Structurer
+
+if TYPE_CHECKING:
+    # Only its type: the registry imports the built-in strategies, whose modules use
+    # healthkit's toolkit, whose redactor reads configs (an import cycle otherwise).
+    from .._registry import StrategyRegistry
 
 __all__ = [
     "DEFAULT_STRATEGY",
