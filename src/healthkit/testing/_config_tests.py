@@ -21,7 +21,7 @@ __all__ = ["ConfigTests"]
 _ODD_VALUES: tuple[Any, ...] = (None, True, -1, 0, 1e300, "", "\x00", [], [1, "x"], {}, {"a": {}})
 _UNHASHABLE = (
     "accepted by the field, but the config is then unhashable, so equal configs cannot "
-    "share an instance: convert lists to tuples (and tables to healthkit.FrozenMap) in a "
+    "share an instance: convert lists to tuples (and tables to healthkit.toolkit.FrozenMap) in a "
     "converter, or reject the value"
 )
 
