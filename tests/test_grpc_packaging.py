@@ -166,7 +166,7 @@ def test_without_the_extra_grpc_says_what_to_install() -> None:
     path, message, noop = result.stdout.strip().splitlines()
     assert path == "models.m.health_check.strategy"
     assert message == f"strategy 'grpc' is unavailable: {GRPC_EXTRA_HINT}"
-    assert "pip install 'healthkit[grpc]'" in message
+    assert "pip install 'model-healthkit[grpc]'" in message
     assert noop == "healthy"
 
 

@@ -119,7 +119,7 @@ def write_project(root: Path, dist: Dist) -> Path:
             [project]
             name = "{dist.name}"
             version = "{dist.version}"
-            dependencies = ["healthkit"]
+            dependencies = ["model-healthkit"]
 
             [project.entry-points.healthkit]
             {dist.entry_point} = "{dist.module}"

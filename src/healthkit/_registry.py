@@ -433,6 +433,6 @@ class StrategyRegistry:
 
 def _own_version() -> str | None:
     try:
-        return importlib.metadata.version("healthkit")
+        return importlib.metadata.version("model-healthkit")
     except importlib.metadata.PackageNotFoundError:
         return None

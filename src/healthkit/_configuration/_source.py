@@ -63,7 +63,7 @@ def read_source(source: str | os.PathLike[str]) -> Any:
                 import yaml
             except ImportError:
                 raise ConfigError(
-                    [ConfigIssue("", "YAML configs need PyYAML: pip install 'healthkit[yaml]'")],
+                    [ConfigIssue("", "YAML configs need PyYAML: pip install 'model-healthkit[yaml]'")],
                     source=str(path),
                 ) from None
             return _load_yaml(yaml, text)

@@ -1,6 +1,6 @@
 """An ASGI health app over a :class:`~healthkit.Monitor`, mountable in any ASGI server.
 
-Needs the ``serve`` extra (``pip install 'healthkit[serve]'``); importing this
+Needs the ``serve`` extra (``pip install 'model-healthkit[serve]'``); importing this
 module does not import Starlette, calling a factory does.
 
 Routes (``GET``/``HEAD``): ``/livez``, ``/readyz``, ``/v2/health/live``,

@@ -124,7 +124,7 @@ async def _run(echo: Callable[[str], None]) -> None:
                 echo(f"gRPC Open Inference Protocol server on {grpc_target}")
                 echo(f"  models: {GRPC_MODEL}=ready")
             else:
-                echo("gRPC model skipped (install 'healthkit[grpc]' to include one)")
+                echo("gRPC model skipped (install 'model-healthkit[grpc]' to include one)")
             config = load_config(demo_config(server.url, grpc_target), registry=registry)
             plan = dedupe_plan(config)
             echo("")

@@ -54,7 +54,7 @@ def plugin_names(name: str) -> dict[str, str]:
 
 def _healthkit_version() -> str:
     try:
-        version = importlib.metadata.version("healthkit")
+        version = importlib.metadata.version("model-healthkit")
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a checkout
         return "0.1"
     # The release the plugin is written against, without local or dev parts.

@@ -171,7 +171,7 @@ def serve(
         from ..asgi import create_app
     except ImportError as exc:
         raise fail(
-            f"healthkit serve needs the serve extra: pip install 'healthkit[serve]' ({exc})"
+            f"healthkit serve needs the serve extra: pip install 'model-healthkit[serve]' ({exc})"
         ) from None
     registry = StrategyRegistry()
     kit = HealthKit(load_or_exit(config, registry), registry=registry)

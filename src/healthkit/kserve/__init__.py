@@ -9,7 +9,7 @@ One call, after creating the server and before starting it::
     healthkit.kserve.install(server, "healthkit.toml")
     server.start(models)
 
-Needs the ``kserve`` extra (``pip install 'healthkit[kserve]'``). Importing this
+Needs the ``kserve`` extra (``pip install 'model-healthkit[kserve]'``). Importing this
 module does not import ``kserve`` (which parses ``sys.argv`` on import). See
 ``docs/kserve.md``.
 """

@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 #: Why ``grpc`` is unavailable when grpcio, grpcio-health-checking or protobuf is missing.
-GRPC_EXTRA_HINT = "install the grpc extra: pip install 'healthkit[grpc]'"
+GRPC_EXTRA_HINT = "install the grpc extra: pip install 'model-healthkit[grpc]'"
 
 
 #: What healthkit sets ``GRPC_VERBOSITY`` to when the user did not (see :func:`_quiet_grpc_core`).

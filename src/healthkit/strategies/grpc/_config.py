@@ -17,7 +17,7 @@ from ...toolkit import retry_deadline
 
 __all__ = ["GrpcConfig", "GrpcTls", "missing_grpc_modules"]
 
-#: What ``pip install 'healthkit[grpc]'`` brings, by import name.
+#: What ``pip install 'model-healthkit[grpc]'`` brings, by import name.
 _EXTRA_MODULES = ("grpc", "grpc_health", "google.protobuf")
 
 #: Target prefixes that grpc-core resolves itself (name resolvers), passed through as they are.
