@@ -16,6 +16,7 @@ import click
 
 from .._config import load_config
 from .._errors import ConfigError
+from .._guard import close_loop
 from .._healthkit import HealthKit
 from .._monitor import Monitor
 from .._registry import StrategyRegistry
@@ -254,7 +255,15 @@ def serve(
             access_log=log_level == "debug",
         )
     )
-    server.run()  # SIGINT and SIGTERM end it after a graceful shutdown
+    # SIGINT and SIGTERM end it after a graceful shutdown. Not server.run(): its
+    # asyncio.run waits for every task left at the end, and a plugin check that
+    # swallows its cancellation would keep the process alive until SIGKILL.
+    factory = server.config.get_loop_factory()
+    loop = factory() if factory is not None else asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(server.serve())
+    finally:
+        close_loop(loop)
     if not server.started:
         # Startup failed (the port is taken, or a strategy could not be created); uvicorn said why.
         raise click.exceptions.Exit(EXIT_ERROR)
