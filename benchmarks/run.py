@@ -47,7 +47,17 @@ from typing import Any
 import faults  # benchmarks/faults.py: run as a script, this folder is on sys.path
 
 HERE = Path(__file__).resolve()
-SECTIONS = ("burst", "dedupe", "sweep", "scheduler", "config", "instances", "hung", "outage")
+SECTIONS = (
+    "coldstart",
+    "burst",
+    "dedupe",
+    "sweep",
+    "scheduler",
+    "config",
+    "instances",
+    "hung",
+    "outage",
+)
 
 # -- helpers ----------------------------------------------------------------------------
 
@@ -887,12 +897,108 @@ def run_instances(quick: bool) -> dict[str, Any]:
     return out
 
 
+def run_coldstart(quick: bool) -> dict[str, Any]:
+    """Wall time of a one-shot ``healthkit check CONFIG --model m`` (one http model on the
+    loopback predictor) vs ``python -c "import httpx; httpx.get(URL)"`` (target <= 1.2x),
+    and what importing ``healthkit.cli`` costs on its own; medians of interleaved runs."""
+    rounds = 7 if quick else 21
+    with predictor(1) as pred, tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "healthkit.toml"
+        config.write_text(
+            f'[models.alpha.health_check]\nstrategy = "http"\nbase_url = "{pred.url}"\n'
+        )
+        url = f"{pred.url}/v2/models/alpha/ready"
+        commands = {
+            "python -c pass": [sys.executable, "-c", "pass"],
+            "import httpx; httpx.get(URL)": [
+                sys.executable,
+                "-c",
+                f"import httpx; httpx.get({url!r}).raise_for_status()",
+            ],
+            "healthkit check CONFIG --model alpha": [
+                sys.executable,
+                "-m",
+                "healthkit",
+                "check",
+                str(config),
+                "--model",
+                "alpha",
+            ],
+            "python -c 'import healthkit.cli'": [sys.executable, "-c", "import healthkit.cli"],
+        }
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        walls: dict[str, list[float]] = {k: [] for k in commands}
+        for argv in commands.values():  # warm the page cache and the bytecode caches
+            subprocess.run(argv, check=True, capture_output=True, env=env)
+        order = list(commands.items())
+        for _ in range(rounds):
+            for key, argv in order:
+                start = time.perf_counter()
+                subprocess.run(argv, check=True, capture_output=True, env=env)
+                walls[key].append(time.perf_counter() - start)
+            order.reverse()
+        # Where the import time of the check goes, by package (one run, -X importtime).
+        trace = subprocess.run(
+            [
+                sys.executable,
+                "-X",
+                "importtime",
+                *commands["healthkit check CONFIG --model alpha"][1:],
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        ).stderr
+    by_package: collections.Counter[str] = collections.Counter()
+    loaded: list[str] = []
+    for line in trace.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, _, name = line.removeprefix("import time:").split("|")
+        name = name.strip()
+        loaded.append(name)
+        by_package[name.split(".")[0]] += int(self_us)
+    medians = {k: statistics.median(v) for k, v in walls.items()}
+    floor = medians["python -c pass"]
+    base = medians["import httpx; httpx.get(URL)"]
+    check = medians["healthkit check CONFIG --model alpha"]
+    out: dict[str, Any] = {
+        "rounds": rounds,
+        "medians": medians,
+        "ratio": check / base,
+        "import_cli": medians["python -c 'import healthkit.cli'"] - floor,
+        "imports_by_package_us": dict(by_package.most_common()),
+        "unused_heavy_modules": sorted(
+            {n.split(".")[0] for n in loaded}
+            & {"grpc", "yaml", "starlette", "uvicorn", "prometheus_client", "tenacity"}
+        ),
+    }
+    rows = [[k, ms(v), f"{v / base:.2f}x", ms(v - floor)] for k, v in medians.items()]
+    table(
+        f"coldstart: one-shot processes, medians of {rounds} interleaved runs",
+        ["command", "wall", "vs httpx.get", "minus interpreter start"],
+        rows,
+    )
+    top = ", ".join(f"{k} {v / 1000:.0f} ms" for k, v in by_package.most_common(8))
+    print(f"  import time of the check by package (self, one run): {top}")
+    print(f"  heavy modules the check loaded: {', '.join(out['unused_heavy_modules']) or 'none'}")
+    return out
+
+
 def summary(results: dict[str, Any]) -> None:
     rows: list[list[object]] = []
 
     def check(name: str, figure: str, target: str, ok: bool) -> None:
         rows.append([name, figure, target, "met" if ok else "MISSED"])
 
+    if "coldstart" in results:
+        c = results["coldstart"]
+        check(
+            "cold start: healthkit check vs httpx.get",
+            f"{c['ratio']:.2f}x (import healthkit.cli {ms(c['import_cli'])})",
+            "<= 1.2x (baseline 1.75x)",
+            c["ratio"] <= 1.2,
+        )
     if "burst" in results:
         b = results["burst"]
         check(
@@ -1012,7 +1118,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     results: dict[str, Any] = {}
     for section in sections:
-        if section == "burst":
+        if section == "coldstart":
+            results["coldstart"] = run_coldstart(opts.quick)
+        elif section == "burst":
             results["burst"] = run_burst(opts.quick)
         elif section == "dedupe":
             results["dedupe"] = run_dedupe(opts.quick, opts.baseline_clients)

@@ -8,38 +8,77 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._config import ModelConfig, ServerConfig, describe_spec, load_config, parse_spec
-from ._errors import (
-    ClosedError,
-    ConfigError,
-    ConfigIssue,
-    HealthkitError,
-    StrategyConflictError,
-    StrategyCreationError,
-    UnknownStrategyError,
-)
-from ._healthkit import HealthKit, HealthReport
-from ._hookspecs import hookimpl
-from ._monitor import Monitor, MonitorStats, Transition
-from ._monitor_settings import MonitorSettings
-from ._registrar import StrategyRegistrar
-from ._registry import ENTRY_POINT_GROUP, PluginFailure, PluginInfo, StrategyRegistry
-from ._resolver import ReloadPlan, Resolver, ResolverStats
-from ._result import CheckResult, ErrorInfo, RequestInfo, Target
-from ._secret import Secret
-from ._status import Status, worst_status
-from ._strategy import (
-    BatchStrategy,
-    DeadlineConfig,
-    HealthCheckStrategy,
-    StrategyContext,
-    StrategySpec,
-    StrategyType,
-)
-from ._strategy import Strategy as Strategy  # the older name of HealthCheckStrategy
-from ._url import SecretUrl
+if TYPE_CHECKING:
+    from ._config import ModelConfig, ServerConfig, describe_spec, load_config, parse_spec
+    from ._errors import (
+        ClosedError,
+        ConfigError,
+        ConfigIssue,
+        HealthkitError,
+        StrategyConflictError,
+        StrategyCreationError,
+        UnknownStrategyError,
+    )
+    from ._healthkit import HealthKit, HealthReport
+    from ._hookspecs import hookimpl
+    from ._monitor import Monitor, MonitorStats, Transition
+    from ._monitor_settings import MonitorSettings
+    from ._registrar import StrategyRegistrar
+    from ._registry import ENTRY_POINT_GROUP, PluginFailure, PluginInfo, StrategyRegistry
+    from ._resolver import ReloadPlan, Resolver, ResolverStats
+    from ._result import CheckResult, ErrorInfo, RequestInfo, Target
+    from ._secret import Secret
+    from ._status import Status, worst_status
+    from ._strategy import (
+        BatchStrategy,
+        DeadlineConfig,
+        HealthCheckStrategy,
+        StrategyContext,
+        StrategySpec,
+        StrategyType,
+    )
+    from ._strategy import Strategy as Strategy  # the older name of HealthCheckStrategy
+    from ._url import SecretUrl
+
+# Every public name is imported on first use (PEP 562), so that ``import healthkit.cli``
+# or a plugin importing ``healthkit.hookimpl`` does not load the monitor, the config
+# loader and httpx: a one-shot ``healthkit check`` is run every few seconds by probes.
+#: Module (relative to this package) -> the public names it provides.
+_PROVIDERS = {
+    "._config": ("ModelConfig", "ServerConfig", "describe_spec", "load_config", "parse_spec"),
+    "._errors": (
+        "ClosedError",
+        "ConfigError",
+        "ConfigIssue",
+        "HealthkitError",
+        "StrategyConflictError",
+        "StrategyCreationError",
+        "UnknownStrategyError",
+    ),
+    "._healthkit": ("HealthKit", "HealthReport"),
+    "._hookspecs": ("hookimpl",),
+    "._monitor": ("Monitor", "MonitorStats", "Transition"),
+    "._monitor_settings": ("MonitorSettings",),
+    "._registrar": ("StrategyRegistrar",),
+    "._registry": ("ENTRY_POINT_GROUP", "PluginFailure", "PluginInfo", "StrategyRegistry"),
+    "._resolver": ("ReloadPlan", "Resolver", "ResolverStats"),
+    "._result": ("CheckResult", "ErrorInfo", "RequestInfo", "Target"),
+    "._secret": ("Secret",),
+    "._status": ("Status", "worst_status"),
+    "._strategy": (
+        "BatchStrategy",
+        "DeadlineConfig",
+        "HealthCheckStrategy",
+        "Strategy",
+        "StrategyContext",
+        "StrategySpec",
+        "StrategyType",
+    ),
+    "._url": ("SecretUrl",),
+}
+_LAZY = {name: module for module, names in _PROVIDERS.items() for name in names}
 
 __all__ = [
     "BatchStrategy",
@@ -95,6 +134,11 @@ _MOVED = {
 
 
 def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module, __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
     moved = _MOVED.get(name)
     if moved is None:
         raise AttributeError(f"module 'healthkit' has no attribute {name!r}")
@@ -111,3 +155,7 @@ def __getattr__(name: str) -> Any:
         stacklevel=2,
     )
     return getattr(importlib.import_module(module_name), attr)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
