@@ -57,6 +57,7 @@ SECTIONS = (
     "instances",
     "hung",
     "outage",
+    "throughput",
 )
 
 # -- helpers ----------------------------------------------------------------------------
@@ -897,6 +898,129 @@ def run_instances(quick: bool) -> dict[str, Any]:
     return out
 
 
+async def keepalive_load(url: str, path: str, connections: int, seconds: float) -> int:
+    """Requests answered in ``seconds`` by ``connections`` keep-alive connections, each
+    sending its next request when the last answer is in (HTTP/1.1, no pipelining)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def one() -> None:
+        nonlocal done
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            while time.perf_counter() < deadline:
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                if not head.startswith(b"HTTP/1.1 200"):
+                    raise RuntimeError(f"{url}{path}: {head[:40]!r}")
+                length = 0
+                for line in head.lower().split(b"\r\n"):
+                    if line.startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                await reader.readexactly(length)
+                done += 1
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    await asyncio.gather(*(one() for _ in range(connections)))
+    return done
+
+
+def run_fast(coro: Any) -> Any:
+    """``asyncio.run`` on uvloop when it is installed: the client must not be the limit."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
+def server_stack() -> str:
+    """What uvicorn's ``loop="auto"`` and ``http="auto"`` pick in this environment."""
+    import importlib.util
+
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return f"{loop} + {http}"
+
+
+def run_throughput(quick: bool) -> dict[str, Any]:
+    """``GET /v2/models/alpha/ready`` per second on ``healthkit serve`` vs a bare Starlette
+    app on the same uvicorn answering a constant (target >= 0.9x); keep-alive, one client."""
+    connections, seconds, rounds = 32, 2.0 if quick else 5.0, 2 if quick else 4
+    path = "/v2/models/alpha/ready"
+    with predictor(100) as pred:
+        config = {
+            "defaults": {"health_check": {"strategy": "http", "base_url": pred.url}},
+            "models": {"alpha": {}, **{f"model-{i}": {} for i in range(99)}},
+        }
+        with healthkit_serve(config) as url, child("_constant") as constant:
+            asyncio.run(poll_ready(url, path))
+            contenders = {"healthkit": url, "starlette": constant.banner}
+            for target in contenders.values():  # warm up
+                run_fast(keepalive_load(target, path, connections, 0.5))
+            rates: dict[str, list[float]] = {k: [] for k in contenders}
+            order = list(contenders.items())
+            for _ in range(rounds):
+                for key, target in order:
+                    n = run_fast(keepalive_load(target, path, connections, seconds))
+                    rates[key].append(n / seconds)
+                order.reverse()
+    medians = {k: statistics.median(v) for k, v in rates.items()}
+    stack = server_stack()
+    out: dict[str, Any] = {
+        "stack": stack,
+        "connections": connections,
+        "seconds": seconds,
+        "rounds": rates,
+        "healthkit_rps": medians["healthkit"],
+        "starlette_rps": medians["starlette"],
+        "ratio": medians["healthkit"] / max(medians["starlette"], 1e-9),
+    }
+    table(
+        f"throughput: {connections} keep-alive connections, {seconds:g} s per run,"
+        f" medians of {rounds} interleaved runs, uvicorn on {stack}",
+        ["server", "requests/s", "vs bare Starlette"],
+        [
+            ["healthkit serve, " + path, f"{medians['healthkit']:,.0f}", f"{out['ratio']:.2f}x"],
+            ["bare Starlette, constant JSON", f"{medians['starlette']:,.0f}", "1.00x"],
+        ],
+    )
+    return out
+
+
+def constant_main() -> None:
+    """A bare Starlette app on uvicorn (same settings as ``healthkit serve``) whose model
+    readiness route returns a constant: the stack's own limit."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def model_ready(request: Request) -> JSONResponse:
+        return JSONResponse({"name": request.path_params["name"], "ready": True})
+
+    app = Starlette(routes=[Route("/v2/models/{name}/ready", model_ready, methods=["GET"])])
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            port = self.servers[0].sockets[0].getsockname()[1]
+            print(f"http://127.0.0.1:{port}", flush=True)
+
+    Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_level="warning", ws="none", access_log=False
+        )
+    ).run()
+
+
 def run_coldstart(quick: bool) -> dict[str, Any]:
     """Wall time of a one-shot ``healthkit check CONFIG --model m`` (one http model on the
     loopback predictor) vs ``python -c "import httpx; httpx.get(URL)"`` (target <= 1.2x),
@@ -1076,6 +1200,14 @@ def summary(results: dict[str, Any]) -> None:
             f"<= {o['bound']:g} s (failure_threshold x (timeout + period))",
             o["detected"] <= o["bound"],
         )
+    if "throughput" in results:
+        t = results["throughput"]
+        check(
+            f"readiness throughput vs bare Starlette ({t['stack']})",
+            f"{t['ratio']:.2f}x ({t['healthkit_rps']:,.0f} vs {t['starlette_rps']:,.0f} req/s)",
+            ">= 0.9x",
+            t["ratio"] >= 0.9,
+        )
     table("summary", ["figure", "measured", "target", ""], rows)
 
 
@@ -1085,6 +1217,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         helper, args = argv[0], argv[1:]
         if helper == "_predictor":
             predictor_main(int(args[0]))
+        elif helper == "_constant":
+            constant_main()
         elif helper == "_baseline":
             baseline_main(args[0])
         elif helper == "_dedupe":
@@ -1141,6 +1275,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 ms=ms,
                 table=table,
             )
+        elif section == "throughput":
+            results["throughput"] = run_throughput(opts.quick)
         elif section == "outage":
             results["outage"] = faults.run_outage(opts.quick, table=table)
     summary(results)
