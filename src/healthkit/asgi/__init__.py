@@ -6,7 +6,8 @@ module does not import Starlette, calling a factory does.
 Routes (``GET``/``HEAD``): ``/livez``, ``/readyz``, ``/v2/health/live``,
 ``/v2/health/ready``, ``/v2/models/{name}/ready``,
 ``/v2/models/{name}/versions/{version}/ready``, ``/v1/models/{name}``,
-``/health`` and ``/metrics``. See ``docs/asgi.md``.
+``/health`` and ``/metrics``; the status page under ``/status``. See ``docs/asgi.md``
+and ``docs/status-page.md``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def create_app(
     manage_monitor: bool = True,
     stall_limit: float | None = 5.0,
     progress_periods: float | None = 3.0,
+    status_page: bool = True,
 ) -> Starlette:
     """A Starlette app answering health, readiness and metrics from ``source``'s monitor.
 
@@ -49,6 +51,10 @@ def create_app(
     that ran; ``None`` turns it off), or when probes are due and no check has
     completed for ``progress_periods`` x (the shortest period + its deadline)
     (``None`` turns that off). The lifespan starts and stops the watchdog thread.
+
+    ``status_page`` serves the read-only status page under ``/status`` (HTML, its
+    JSON and a Server-Sent Events stream; ``docs/status-page.md``); ``False`` leaves
+    those routes out.
     """
     from ._app import create_app as impl
 
@@ -59,14 +65,17 @@ def create_app(
         manage_monitor=manage_monitor,
         stall_limit=stall_limit,
         progress_periods=progress_periods,
+        status_page=status_page,
     )
 
 
-def create_router(monitor: Monitor, *, show_details: ShowDetails = "never") -> Router:
+def create_router(
+    monitor: Monitor, *, show_details: ShowDetails = "never", status_page: bool = True
+) -> Router:
     """The same routes as a Starlette ``Router``, to mount or include in a host app.
 
     The monitor starts on the first request; the host closes it (``await monitor.aclose()``).
     """
     from ._app import create_router as impl
 
-    return impl(monitor, show_details=show_details)
+    return impl(monitor, show_details=show_details, status_page=status_page)

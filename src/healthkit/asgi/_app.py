@@ -34,6 +34,7 @@ from .._redact import Redactor
 from .._status import Status, worst_status
 from .._watchdog import DEFAULT_PROGRESS_PERIODS, DEFAULT_STALL_LIMIT, Liveness
 from . import ShowDetails
+from ._status_page import StatusPage
 
 __all__ = ["create_app", "create_router"]
 
@@ -190,12 +191,14 @@ def create_app(
     manage_monitor: bool = True,
     stall_limit: float | None = DEFAULT_STALL_LIMIT,
     progress_periods: float | None = DEFAULT_PROGRESS_PERIODS,
+    status_page: bool = True,
 ) -> Starlette:
     monitor = (
         source if isinstance(source, Monitor) else Monitor(source, max_in_flight=max_in_flight)
     )
     liveness = Liveness(monitor, stall_limit=stall_limit, progress_periods=progress_periods)
     handlers = _Handlers(monitor, show_details, liveness)
+    page = _status_page(handlers) if status_page else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -207,14 +210,32 @@ def create_app(
             yield
         finally:
             await liveness.aclose()
+            if page is not None:
+                await page.aclose()
             if manage_monitor:
                 await monitor.aclose()
 
-    app = Starlette(routes=handlers.routes(), lifespan=lifespan)
+    routes = handlers.routes() + ([] if page is None else page.routes(_never_500))
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.monitor = monitor
+    app.state.status_page = page
     app.state.liveness = liveness
     return app
 
 
-def create_router(monitor: Monitor, *, show_details: ShowDetails = "never") -> Router:
-    return Router(routes=_Handlers(monitor, show_details).routes())
+def _status_page(handlers: _Handlers) -> StatusPage:
+    # The page shares the handlers' monitor, details rule and redactor (docs/status-page.md).
+    return StatusPage(
+        handlers.monitor,
+        details=handlers.show_details == "always",
+        redactor=lambda: handlers._redactor_for(handlers.monitor.kit.config),
+        started=handlers._started,
+    )
+
+
+def create_router(
+    monitor: Monitor, *, show_details: ShowDetails = "never", status_page: bool = True
+) -> Router:
+    handlers = _Handlers(monitor, show_details)
+    page = _status_page(handlers) if status_page else None
+    return Router(routes=handlers.routes() + ([] if page is None else page.routes(_never_500)))
