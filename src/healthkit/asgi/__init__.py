@@ -12,7 +12,9 @@ and ``docs/status-page.md``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
+
+from ._options import ShowDetails
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -22,9 +24,6 @@ if TYPE_CHECKING:
     from .._monitor import Monitor
 
 __all__ = ["ShowDetails", "create_app", "create_router"]
-
-#: Whether ``/health`` lists per-model details (``never`` by default: they reveal topology).
-ShowDetails = Literal["never", "always"]
 
 
 def create_app(
