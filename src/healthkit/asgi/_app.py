@@ -33,7 +33,7 @@ from .._monitor import Monitor
 from .._redact import Redactor
 from .._status import Status, worst_status
 from .._watchdog import DEFAULT_PROGRESS_PERIODS, DEFAULT_STALL_LIMIT, Liveness
-from . import ShowDetails
+from ._options import ShowDetails
 from ._status_page import StatusPage
 
 __all__ = ["create_app", "create_router"]
