@@ -1,0 +1,238 @@
+"""The status page's server side: HTML without JavaScript, its JSON, details, secrets, SSE.
+
+The page in a real browser: tests/test_status_page_browser.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from _monitor_support import http_config, wait_until
+from healthkit import CheckResult, HealthKit, Status, Target
+from healthkit._monitor import Monitor, Transition
+from healthkit.asgi import create_app, create_router
+from healthkit.asgi._status_page import StatusPage, _Client
+from healthkit.testing import OipServer
+
+ONCE = {"period": 60.0, "jitter": 0.0, "timeout": 0.5}
+
+
+@pytest.fixture
+def predictor() -> Iterator[OipServer]:
+    with OipServer({"alpha": "ready", "beta": "not_ready", "gamma<x>": "ready"}) as server:
+        yield server
+
+
+def client_for(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://health")
+
+
+@contextlib.asynccontextmanager
+async def served(app: Any) -> AsyncIterator[str]:
+    """``app`` under a real uvicorn server in this event loop, on a free loopback port."""
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", ws="none")
+    )
+    task = asyncio.get_running_loop().create_task(server.serve())
+    try:
+        await wait_until(lambda: server.started or task.done(), timeout=10)
+        assert server.started, "uvicorn did not start"
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+async def checked(app: Any, *names: str) -> Monitor:
+    monitor: Monitor = app.state.monitor
+    for name in names:
+        await monitor.acheck(name)
+    return monitor
+
+
+async def test_html_lists_models_without_javascript_filter_and_search_by_query(
+    predictor: OipServer,
+) -> None:
+    app = create_app(
+        HealthKit.from_config(http_config(predictor.url, list(predictor.models), **ONCE))
+    )
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        await checked(app, *predictor.models)
+        page = await client.get("/status")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        text = page.text
+        for name in ("alpha", "beta"):
+            assert f'data-name="{name}"' in text
+        # Names are escaped, never markup; the status is a word, not only a colour.
+        assert "gamma&lt;x&gt;" in text and "gamma<x>" not in text
+        assert "unhealthy</span>" in text and "Server not ready" in text
+        # Hidden details are said to be hidden.
+        assert "Details (reasons, endpoints) are hidden" in text
+        assert "not ready (HTTP 503)" not in text
+        # No external resource: every src/href is local.
+        assert "http://" not in text.replace(predictor.url, "")
+        only_bad = (await client.get("/status", params={"status": "unhealthy"})).text
+        assert 'data-name="beta"' in only_bad and 'data-name="alpha"' not in only_bad
+        searched = (await client.get("/status", params={"q": "ALP"})).text
+        assert 'data-name="alpha"' in searched and 'data-name="beta"' not in searched
+        script = await client.get("/status/static/status.js")
+        assert script.status_code == 200 and "EventSource" in script.text
+        assert (await client.get("/status/static/../_app.py")).status_code == 404
+
+
+async def test_json_and_model_view_follow_the_details_rule(predictor: OipServer) -> None:
+    config = http_config(predictor.url, ["alpha", "beta"], **ONCE)
+    for details in ("never", "always"):
+        app = create_app(HealthKit.from_config(config), show_details=details)
+        async with app.router.lifespan_context(app), client_for(app) as client:
+            await checked(app, "alpha", "beta")
+            body = (await client.get("/status/api/models")).json()
+            assert body["summary"] == {
+                "ready": False,
+                "models": 2,
+                "counts": {"unhealthy": 1, "unknown": 0, "degraded": 0, "healthy": 1},
+            }
+            assert body["details"] is (details == "always")
+            assert body["history"] is False
+            beta = {m["name"]: m for m in body["models"]}["beta"]
+            assert beta["status"] == "unhealthy" and beta["ready"] is False
+            assert beta["strategy"] == "http" and beta["since"] is not None
+            one = (await client.get("/status/api/models/beta")).json()
+            assert [(t["old"], t["new"]) for t in one["transitions"]] == [("unknown", "unhealthy")]
+            view = (await client.get("/status/models/beta")).text
+            if details == "always":
+                assert beta["detail"] == "not ready (HTTP 503)"
+                assert beta["endpoint"] == predictor.url
+                assert one["transitions"][0]["detail"] == "not ready (HTTP 503)"
+                assert "not ready (HTTP 503)" in view
+            else:
+                assert "detail" not in beta and "endpoint" not in beta
+                assert "detail" not in one["transitions"][0]
+                assert "not ready (HTTP 503)" not in view and predictor.url not in view
+            assert (await client.get("/status/api/models/nope")).status_code == 404
+            assert (await client.get("/status/models/nope")).status_code == 404
+
+
+async def test_secrets_never_reach_the_page(predictor: OipServer) -> None:
+    secret = "s3cr3t-t0ken"
+    url = predictor.url.replace("http://", f"http://user:{secret}@")
+    config = http_config(url, ["alpha", "beta"], headers={"X-Token": secret}, **ONCE)
+    app = create_app(HealthKit.from_config(config), show_details="always")
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        await checked(app, "alpha", "beta")
+        for path in ("/status", "/status/api/models", "/status/models/beta"):
+            text = (await client.get(path)).text
+            assert secret not in text, path
+
+
+async def test_status_page_off_leaves_no_route(predictor: OipServer) -> None:
+    app = create_app(
+        HealthKit.from_config(http_config(predictor.url, ["alpha"], **ONCE)), status_page=False
+    )
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        for path in ("/status", "/status/api/models", "/status/events"):
+            assert (await client.get(path)).status_code == 404
+        assert (await client.get("/readyz")).status_code in (200, 503)
+
+
+async def test_router_mounted_under_a_prefix_links_its_own_assets(predictor: OipServer) -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    monitor = Monitor(HealthKit.from_config(http_config(predictor.url, ["alpha"], **ONCE)))
+    try:
+        host = Starlette(routes=[Mount("/health", routes=create_router(monitor).routes)])
+        async with client_for(host) as client:
+            text = (await client.get("/health/status")).text
+            assert 'src="/health/status/static/status.js"' in text
+            assert (await client.get("/health/status/static/status.css")).status_code == 200
+    finally:
+        await monitor.aclose()
+
+
+def _transition(model: str) -> Transition:
+    result = CheckResult(status=Status.UNHEALTHY, strategy="http", target=Target(model=model))
+    return Transition(
+        model=model,
+        old=Status.HEALTHY,
+        new=Status.UNHEALTHY,
+        result=result,
+        at=dt.datetime.now(dt.timezone.utc),
+    )
+
+
+async def test_a_slow_event_client_is_dropped_and_the_others_get_every_event(
+    predictor: OipServer,
+) -> None:
+    monitor = Monitor(HealthKit.from_config(http_config(predictor.url, ["alpha"], **ONCE)))
+    try:
+        page = StatusPage(monitor, details=False, redactor=lambda: None, started=monitor.start)  # type: ignore[arg-type,return-value]
+        slow, fast = _Client(3), _Client(100)
+        page.clients.update((slow, fast))
+        for _ in range(10):  # a storm inside one loop pass: no writer runs in between
+            page._on_transition(_transition("alpha"))
+        assert slow.dropped and slow.closed and not slow.queue
+        assert page.clients == {fast} and page.dropped == 1
+        assert len(fast.queue) == 10 and all("event: transition" in e for e in fast.queue)
+    finally:
+        await monitor.aclose()
+
+
+async def _events(response: httpx.Response) -> AsyncIterator[tuple[str, Any]]:
+    kind = None
+    async for line in response.aiter_lines():
+        if line.startswith("event: "):
+            kind = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            yield kind or "message", json.loads(line.removeprefix("data: "))
+
+
+async def test_events_stream_transitions_and_drop_a_client_that_falls_behind(
+    predictor: OipServer,
+) -> None:
+    config = http_config(predictor.url, ["alpha", "beta"], period=0.1, jitter=0.0, timeout=0.5)
+    app = create_app(HealthKit.from_config(config))
+    async with served(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+        monitor: Monitor = app.state.monitor
+        await wait_until(lambda: monitor.status("alpha") is Status.HEALTHY)
+        async with client.stream("GET", "/status/events") as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            events = _events(response)
+            kind, data = await asyncio.wait_for(events.__anext__(), 5)
+            assert kind == "summary" and data["models"] == 2
+            predictor.set_state("alpha", "not_ready")
+
+            async def alpha_transition() -> Any:
+                async for kind, data in events:
+                    if kind == "transition" and data["model"]["name"] == "alpha":
+                        return data
+                raise AssertionError("the stream ended")
+
+            data = await asyncio.wait_for(alpha_transition(), 5)
+            assert data["new"] == "unhealthy" and data["model"]["status"] == "unhealthy"
+            assert "detail" not in data["model"]
+            # Now make this client too slow: more events in one loop pass than its queue holds.
+            page: StatusPage = app.state.status_page
+            (only,) = page.clients
+            for _ in range(only.size + 1):
+                page._on_transition(_transition("beta"))
+
+            async def rest() -> list[str]:
+                return [kind async for kind, _ in events]
+
+            kinds = await asyncio.wait_for(rest(), 5)
+            assert kinds[-1] == "dropped"
+        assert page.dropped == 1
+        await wait_until(lambda: not page.clients)
