@@ -7,8 +7,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from .. import CheckResult, Status, StrategyRegistry, Target
 from .._guard import abandon, guarded_check
+from .._registry import StrategyRegistry
+from .._result import CheckResult, Target
+from .._status import Status
 from ._suite import MODEL, SuiteBase, run_scenario
 
 __all__ = ["CheckTests", "Heartbeat"]

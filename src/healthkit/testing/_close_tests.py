@@ -7,9 +7,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from .. import StrategyRegistry, Target
 from .._guard import guarded_check, wait_abandoning
+from .._registry import StrategyRegistry
 from .._resolver import Resolver
+from .._result import Target
 from ._resources import ResourceSnapshot, wait_released
 from ._suite import SuiteBase, run_scenario
 

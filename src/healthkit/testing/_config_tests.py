@@ -11,7 +11,9 @@ from typing import Any
 import attrs
 import pytest
 
-from .. import ConfigError, StrategyRegistry, describe_spec
+from .._config import describe_spec
+from .._errors import ConfigError
+from .._registry import StrategyRegistry
 from ._suite import TABLE, BadConfig, SuiteBase, run_scenario
 
 __all__ = ["ConfigTests"]

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from healthkit import StrategyRegistry
-
+    from .._registry import StrategyRegistry
     from ._oip_http import OipServer
     from ._servers import SilentServer
 
@@ -84,6 +83,6 @@ def healthkit_oip_server() -> Iterator[OipServer]:
 @pytest.fixture
 def healthkit_registry() -> StrategyRegistry:
     """A fresh registry: built-in strategies plus every installed plugin (entry points)."""
-    from healthkit import StrategyRegistry
+    from .._registry import StrategyRegistry
 
     return StrategyRegistry()

@@ -7,16 +7,13 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .. import (
-    CheckResult,
-    ConfigError,
-    Secret,
-    SecretUrl,
-    StrategyRegistry,
-    Target,
-    describe_spec,
-)
+from .._config import describe_spec
+from .._errors import ConfigError
 from .._guard import guarded_check
+from .._registry import StrategyRegistry
+from .._result import CheckResult, Target
+from .._secret import Secret
+from .._url import SecretUrl
 from .._walk import collect
 from ._suite import BadConfig, SuiteBase, run_scenario
 

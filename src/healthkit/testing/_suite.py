@@ -19,9 +19,14 @@ from typing import Any, ClassVar, TypeVar
 import attrs
 import pytest
 
-from .. import ConfigError, Status, Strategy, StrategyRegistry, StrategySpec, Target, load_config
+from .._config import load_config
+from .._errors import ConfigError
 from .._guard import run_bounded, wait_abandoning
+from .._registry import StrategyRegistry
 from .._resolver import Resolver
+from .._result import Target
+from .._status import Status
+from .._strategy import Strategy, StrategySpec
 
 __all__ = ["MODEL", "TABLE", "BadConfig", "SuiteBase", "run_scenario"]
 
