@@ -17,7 +17,7 @@ from ._guard import close_loop, deadline_for, guarded_check
 from ._redact import Redactor
 from ._registry import StrategyRegistry
 from ._resolver import ReloadPlan, Resolver, ResolverStats
-from ._result import CheckResult, Target
+from ._result import CheckResult
 from ._status import Status, worst_status
 
 __all__ = ["HealthKit", "HealthReport"]
@@ -147,7 +147,7 @@ class HealthKit:
         mc = self._config.models.get(model)
         if mc is None:
             raise KeyError(f"unknown model {model!r}")
-        target = Target(model=model, version=version if version is not None else mc.version)
+        target = mc.target_for(version if version is not None else mc.version)
         instance = self._resolver.get(model)
         # The strategy's own timeout counts per attempt; this is the hard cap of the whole check.
         result = await guarded_check(

@@ -38,7 +38,7 @@ from ._monitoring._runner import Runner
 from ._monitoring._scheduler import Scheduler
 from ._monitoring._verdicts import Verdicts
 from ._resolver import ReloadPlan
-from ._result import CheckResult, Target
+from ._result import CheckResult
 from ._status import Status
 
 __all__ = ["CheckEvent", "Monitor", "MonitorStats", "Transition", "deadline_for"]
@@ -341,7 +341,7 @@ class Monitor:
                 self._counts["cache_hits"] += 1
                 return st.last
         else:
-            key = (st.key[0], Target(model=model, version=version))
+            key = (st.key[0], st.config.target_for(version))
             cached = self._checks.cache.get(key)
             if cached is not None and cached.expires > now:
                 self._counts["cache_hits"] += 1
@@ -379,7 +379,7 @@ class Monitor:
             if st.fresh_until <= loop.time():
                 self._checks.refresh(st, st.key)
             return self.is_ready(model)
-        key = (st.key[0], Target(model=model, version=version))
+        key = (st.key[0], st.config.target_for(version))
         cached = self._checks.cache.get(key)
         now = loop.time()
         if cached is not None and cached.stale > now:

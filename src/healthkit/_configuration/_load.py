@@ -7,6 +7,7 @@ a user fixes a config in one pass.
 from __future__ import annotations
 
 import os
+import string
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -36,7 +37,22 @@ T = TypeVar("T")
 
 _TOP_KEYS = ("defaults", "models")
 _DEFAULTS_KEYS = ("health_check",)
-_MODEL_KEYS = ("health_check", "version")
+_MODEL_KEYS = ("health_check", "version", "upstream_model")
+
+
+def _upstream_model(raw: Any, name: str) -> str:
+    """``upstream_model``: a name, or a template of one with ``{model}`` (the served name)."""
+    if not isinstance(raw, str):
+        raise ValueError(f"expected a string, got {raw!r}")
+    allowed = "use only {model}; write {{ and }} for literal braces"
+    try:
+        parsed = list(string.Formatter().parse(raw))
+    except ValueError as exc:
+        raise ValueError(f"bad template {raw!r}: {exc}; {allowed}") from None
+    for _literal, field, spec, conversion in parsed:
+        if field is not None and (field != "model" or spec or conversion):
+            raise ValueError(f"bad template field {{{field}}} in {raw!r}; {allowed}")
+    return target_name(raw.format(model=name), what="upstream model name")
 
 
 def _raw_key(value: Any) -> Any:
@@ -155,6 +171,13 @@ def load_config(
                 except ValueError as exc:
                     issues.append(ConfigIssue(join(mpath, "version"), str(exc)))
                     version = None
+        upstream_model = model_raw.get("upstream_model")
+        if upstream_model is not None:
+            try:
+                upstream_model = _upstream_model(upstream_model, name)
+            except ValueError as exc:
+                issues.append(ConfigIssue(join(mpath, "upstream_model"), str(exc)))
+                upstream_model = None
         hc_path = join(mpath, "health_check")
         own = model_raw.get("health_check")
         if own is None:
@@ -198,7 +221,9 @@ def load_config(
             version=None if version is None else str(version),
             check=_intern(interned_specs, spec),
             monitor=_intern(interned_monitors, monitor),
+            upstream_model=None if upstream_model == name else upstream_model,
         )
+    _same_upstream(models, issues)
     if issues:
         raise ConfigError(_dedupe(after_env_errors(issues)), source=source_name)
     return ServerConfig(
@@ -209,6 +234,27 @@ def load_config(
         notices=tuple(notices),
         secrets=frozenset(secrets),
     )
+
+
+def _same_upstream(models: Mapping[str, ModelConfig], issues: list[ConfigIssue]) -> None:
+    """Two models may not be one check: the same health_check of the same upstream target.
+
+    Only ``upstream_model`` can make them so; a monitor keeps one result per check.
+    """
+    seen: dict[tuple[StrategySpec, Any], str] = {}
+    for name, mc in models.items():
+        key = (mc.check, mc.target)
+        other = seen.setdefault(key, name)
+        if other != name and (mc.upstream_model is not None or models[other].upstream_model):
+            mapped = name if mc.upstream_model is not None else other
+            issues.append(
+                ConfigIssue(
+                    join(join("models", mapped), "upstream_model"),
+                    f"models {other!r} and {name!r} would be one check (the same health_check "
+                    f"of upstream model {mc.target}); give one its own version or check, "
+                    "or keep only one of them",
+                )
+            )
 
 
 def _intern(pool: dict[T, T], value: T) -> T:

@@ -54,10 +54,18 @@ class ModelConfig:
     version: str | None = None
     check: StrategySpec
     monitor: MonitorSettings = attrs.field(factory=MonitorSettings)
+    #: The name the upstream knows the model by (``upstream_model``, its ``{model}``
+    #: filled in), when it is not ``name``; results are still reported under ``name``.
+    upstream_model: str | None = None
 
     @property
     def target(self) -> Target:
-        return Target(model=self.name, version=self.version)
+        """What a check of this model asks the upstream about (upstream name, version)."""
+        return self.target_for(self.version)
+
+    def target_for(self, version: str | None) -> Target:
+        """The upstream target of ``version`` of this model."""
+        return Target(model=self.upstream_model or self.name, version=version)
 
 
 def _model_map(models: Mapping[str, ModelConfig]) -> FrozenMap[str, ModelConfig]:

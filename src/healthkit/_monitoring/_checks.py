@@ -303,11 +303,10 @@ class Checks:
         settings: MonitorSettings,
     ) -> None:
         """Cache a finished check, let its model observe it (once), then wake the callers."""
-        target = key[1]
         if self.shared.get(key) is fut:
             del self.shared[key]
         now = asyncio.get_running_loop().time()
-        st = self._models.states.get(target.model) if target.model is not None else None
+        st = self._models.owner(key)
         if st is not None and st.owns(key):
             # The model's own target: its last result is its cache entry.
             self._models.observe(st, result)

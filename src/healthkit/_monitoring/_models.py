@@ -123,6 +123,8 @@ class Models:
         self._spec_counter = itertools.count(1)
         #: spec id -> names of the models it checks.
         self.models_of_spec: dict[int, set[str]] = {}
+        #: Own keys of models checked under another name upstream (``upstream_model``).
+        self._mapped: dict[Key, ModelState] = {}
         self.listeners: list[TransitionListener] = []
         self._history_size = history_size
         self._spawn = spawn
@@ -147,7 +149,11 @@ class Models:
         spec_id = self._spec_ids.get(mc.check)
         if spec_id is None:
             spec_id = self._spec_ids[mc.check] = next(self._spec_counter)
+        if self._mapped.get(st.key) is st:
+            del self._mapped[st.key]
         st.key = (spec_id, mc.target)
+        if mc.upstream_model is not None:
+            self._mapped[st.key] = st
         st.deadline = deadline_for(mc.check, mc.monitor)
         st.stale_after = mc.monitor.stale_after(st.deadline)
         self.models_of_spec.setdefault(spec_id, set()).add(mc.name)
@@ -155,6 +161,8 @@ class Models:
     def unindex(self, st: ModelState) -> int | None:
         """Take ``st`` out of the spec index; the spec id if nobody uses it any more."""
         spec_id = st.key[0]
+        if self._mapped.get(st.key) is st:
+            del self._mapped[st.key]
         names = self.models_of_spec.get(spec_id)
         if names is None:
             return None
@@ -165,6 +173,14 @@ class Models:
         del self.models_of_spec[spec_id]
         self._spec_ids.pop(st.config.check, None)
         return spec_id
+
+    def owner(self, key: Key) -> ModelState | None:
+        """The model whose own key ``key`` may be, found by its target's name (or, for a
+        model named otherwise upstream, by the key); ``owns`` tells whether it is."""
+        st = self._mapped.get(key)
+        if st is not None or key[1].model is None:
+            return st
+        return self.states.get(key[1].model)
 
     def observe(self, st: ModelState, result: CheckResult) -> None:
         """Count ``result`` (of the model's own target) toward its thresholds."""

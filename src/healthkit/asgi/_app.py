@@ -34,6 +34,7 @@ from .._redact import Redactor
 from .._status import Status, worst_status
 from .._watchdog import DEFAULT_PROGRESS_PERIODS, DEFAULT_STALL_LIMIT, Liveness
 from ._options import ShowDetails
+from ._status_api import status_body
 from ._status_page import StatusPage
 
 __all__ = ["create_app", "create_router"]
@@ -163,6 +164,14 @@ class _Handlers:
             body["resolver"] = monitor.kit.resolver.stats().to_dict()
         return _json(body, ready)
 
+    async def status_api(self, request: Request) -> Response:
+        # Always 200: a report of every model for another healthkit (docs/federation.md),
+        # not a readiness answer.
+        monitor = await self._started()
+        details = self.show_details == "always"
+        redact = self._redactor_for(monitor.kit.config) if details else None
+        return JSONResponse(status_body(monitor, details=details, redact=redact))
+
     async def metrics_endpoint(self, request: Request) -> Response:
         return Response(self.metrics.render(), headers={"content-type": CONTENT_TYPE})
 
@@ -180,6 +189,7 @@ class _Handlers:
             get("/v1/models/{name}", self.v1_model),
             get("/health", self.health),
             get("/metrics", self.metrics_endpoint),
+            get("/v1/status", self.status_api),
         ]
 
 

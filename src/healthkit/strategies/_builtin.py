@@ -5,6 +5,7 @@ from __future__ import annotations
 from .._hookspecs import hookimpl
 from .._registrar import StrategyRegistrar
 from .composite import CompositeConfig, CompositeStrategy
+from .federation import FederationConfig, FederationStrategy
 from .grpc import GRPC_EXTRA_HINT, GrpcConfig, create_grpc_strategy, missing_grpc_modules
 from .http import HttpConfig, HttpStrategy
 from .noop import NoopConfig, NoopStrategy
@@ -37,4 +38,10 @@ def healthkit_register_strategies(registrar: StrategyRegistrar) -> None:
         config=CompositeConfig,
         factory=CompositeStrategy.create,
         description="Combine child strategies: all, any or quorum.",
+    )
+    registrar.add(
+        "healthkit",
+        config=FederationConfig,
+        factory=FederationStrategy.create,
+        description="Federation: every model of another healthkit from its /v1/status.",
     )
