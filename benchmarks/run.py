@@ -16,6 +16,8 @@ Sections (see docs/performance.md for what each one measures and why):
 * instances  cost of one extra distinct http config (create time, RSS), with and without TLS.
 * hung       readiness answers while the predictor hangs vs /livez (benchmarks/faults.py).
 * outage     time until 1,000 models behind a hung predictor read not ready, default budget.
+* ray        Ray Serve, 1 vs 4 replicas (independent vs shared monitor): upstream checks
+             per model per period (benchmarks/ray_bench.py; needs model-healthkit[ray]).
 
 Every server runs in its own process (the predictor, ``healthkit serve``, the
 baseline); the load generator is a bare asyncio HTTP/1.1 client, because
@@ -58,6 +60,7 @@ SECTIONS = (
     "hung",
     "outage",
     "throughput",
+    "ray",
 )
 
 # -- helpers ----------------------------------------------------------------------------
@@ -1208,6 +1211,16 @@ def summary(results: dict[str, Any]) -> None:
             ">= 0.9x",
             t["ratio"] >= 0.9,
         )
+    if "ray" in results:
+        r = results["ray"]
+        shared, alone = r["4 shared"]["per_model_per_period"], r["1 shared"]["per_model_per_period"]
+        apart = r["4 independent"]["per_model_per_period"]
+        check(
+            "Ray Serve checks per model per period, 4 replicas vs 1",
+            f"{shared:.2f} vs {alone:.2f} (4 independent: {apart:.2f})",
+            "4 shared as 1 (<= 1.25x)",
+            shared <= alone * 1.25,
+        )
     table("summary", ["figure", "measured", "target", ""], rows)
 
 
@@ -1279,6 +1292,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             results["throughput"] = run_throughput(opts.quick)
         elif section == "outage":
             results["outage"] = faults.run_outage(opts.quick, table=table)
+        elif section == "ray":
+            import ray_bench  # benchmarks/ray_bench.py: imports Ray only when this runs
+
+            results["ray"] = ray_bench.run_ray(opts.quick, table=table)
     summary(results)
     if opts.json:
         opts.json.write_text(json.dumps(results, indent=2, default=str))
