@@ -36,7 +36,7 @@ __all__ = [
     "wait_abandoning",
 ]
 
-log = logging.getLogger("healthkit")
+log = logging.getLogger("healthkit.guard")
 
 T = TypeVar("T")
 

@@ -12,16 +12,18 @@ import itertools
 import logging
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ._errors import ClosedError, StrategyCreationError, UnknownStrategyError
 from ._guard import wait_abandoning
 from ._isolation import isolate_in_thread
-from ._registry import StrategyRegistry
 from ._strategy import Strategy, StrategySpec
 from ._walk import collect
+
+if TYPE_CHECKING:
+    from ._registry import StrategyRegistry
 
 __all__ = [
     "CLOSE_TIMEOUT",
@@ -33,14 +35,22 @@ __all__ = [
     "child_specs",
 ]
 
-log = logging.getLogger("healthkit")
+log = logging.getLogger("healthkit.resolver")
 
 # Holder names for composite children (and for specs staged by apply) start with a NUL,
 # which no model name can hold, so they never collide with model names: the config
-# loader rejects control characters in model names (validators.target_name) and
-# acquire() refuses such a holder. apply() trusts its caller's names (HealthKit passes
-# the loaded config's).
+# loader rejects control characters in model names (validators.target_name), and
+# acquire() and apply() refuse any name starting with a NUL.
 _CHILD_PREFIX = "\x00child:"
+
+
+def _refuse_internal(names: Iterable[str]) -> None:
+    for name in names:
+        if name.startswith("\x00"):
+            raise ValueError(
+                f"holder names may not start with a NUL character (reserved), got {name!r}"
+            )
+
 
 #: Default seconds one instance's ``aclose()`` may take before it is abandoned (and
 #: logged); ``Resolver(close_timeout=...)`` overrides it (one-shot CLI commands use 0.5).
@@ -152,8 +162,7 @@ class Resolver:
         Creating an instance happens under a lock, so concurrent callers of one
         spec never build two instances.
         """
-        if holder.startswith(_CHILD_PREFIX):
-            raise ValueError("holder names may not start with a NUL character")
+        _refuse_internal((holder,))
         with self._lock:
             return self._acquire_locked(holder, spec)
 
@@ -276,6 +285,7 @@ class Resolver:
         New and changed models are acquired first; if a factory fails, every
         acquisition of this call is undone and the previous state stays intact.
         """
+        _refuse_internal(models)
         created_before, closed_before = self._created, self._closed_count
         with self._lock:
             current = {h: s for h, s in self._held.items() if not h.startswith(_CHILD_PREFIX)}
