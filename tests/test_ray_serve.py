@@ -190,6 +190,7 @@ def test_replicas_share_one_check_per_model_per_period(cluster: Cluster) -> None
         assert after[model] - before[model] <= bound, (model, before, after, elapsed, answered)
         assert after[model] - before[model] >= 1  # the monitor is probing
     assert cluster.get("/v2/models/gamma/ready") == 404
+    assert cluster.get("/v2/models/alpha/versions/9/ready") == 404  # not the probed version
     assert cluster.get("/v2/health/ready") == 200
     assert cluster.get("/something/else") == 200  # the deployment's own path
 

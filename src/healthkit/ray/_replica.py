@@ -40,7 +40,7 @@ _ACTOR_PREFIX = "healthkit-monitor:"
 
 ConfigSource = str | os.PathLike[str] | Mapping[str, Any] | ServerConfig
 
-_MODEL_READY = re.compile(r"/v2/models/([^/]+)(?:/versions/[^/]+)?/ready$")
+_MODEL_READY = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/ready$")
 _V1_MODEL = re.compile(r"/v1/models/([^/:]+)$")
 
 
@@ -133,6 +133,7 @@ class ReplicaHealth:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._complained_at = -math.inf
+        self._warned_mismatch = False
         self._refreshes = 0
 
     # -- lifecycle ------------------------------------------------------------------
@@ -235,8 +236,9 @@ class ReplicaHealth:
 
         ``/v2/health/ready`` (every model), ``/v2/models/{name}[/versions/{v}]/ready``
         and ``/v1/models/{name}`` (``{"name": ..., "ready": ...}``): 200 when ready,
-        503 when not, 404 for a model the config does not name. Any other path
-        returns ``None``, for the deployment to handle.
+        503 when not, 404 for a model the config does not name (or a version other
+        than its configured one: only that one is probed). Any other path returns
+        ``None``, for the deployment to handle.
         """
         from starlette.responses import JSONResponse
 
@@ -248,8 +250,15 @@ class ReplicaHealth:
         if match is None:
             return None
         model = match.group(1)
-        if model not in self._config.models:
+        config = self._config.models.get(model)
+        if config is None:
             return JSONResponse({"error": f"model {model} not found"}, status_code=404)
+        version = match.group(2) if match.re is _MODEL_READY else None
+        if version is not None and version != config.version:
+            # Only the configured version is probed: another one is not vouched for.
+            return JSONResponse(
+                {"error": f"model {model} version {version} not found"}, status_code=404
+            )
         ready = self.is_ready(model)
         body = {"name": model, "ready": ready}
         return JSONResponse(body, status_code=200 if ready else 503)
@@ -312,9 +321,21 @@ class ReplicaHealth:
                         self._name,
                     )
                 self._epoch = snap.epoch
+                self._warn_mismatch(snap)
                 self._snapshot = snap
                 self._refreshes += 1
             await asyncio.sleep(self._refresh)
+
+    def _warn_mismatch(self, snap: _Snapshot) -> None:
+        """Replicas sharing a ``name`` must share a config: say so once if they do not."""
+        if self._warned_mismatch or set(snap.models) == set(self._config.models):
+            return
+        self._warned_mismatch = True
+        log.warning(
+            "healthkit's shared monitor %r monitors other models than this replica's config "
+            "(models it lacks read unknown): same name, different configs?",
+            self._name,
+        )
 
     def _complain(self, exc: Exception) -> None:
         now = time.monotonic()
