@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import pluggy
 
-from ._registrar import StrategyRegistrar
+from ._registrar import NotifierRegistrar, StrategyRegistrar
 
 __all__ = [
     "PROJECT_NAME",
     "HookSpecs",
+    "healthkit_register_notifiers",
     "healthkit_register_strategies",
     "hookimpl",
     "hookspec",
@@ -38,6 +39,18 @@ def healthkit_register_strategies(registrar: StrategyRegistrar) -> None:
     """
 
 
+@hookspec
+def healthkit_register_notifiers(registrar: NotifierRegistrar) -> None:
+    """Contribute notifiers by calling ``registrar.add(...)`` once per notifier.
+
+    Called once per plugin when a :class:`~healthkit.StrategyRegistry` loads,
+    after its ``healthkit_register_strategies``, through a hook caller of that
+    plugin's own. If it raises or returns a value, none of the plugin's
+    notifiers are registered and the failure is reported (``healthkit plugins``);
+    the plugin's strategies, every other plugin, checks and readiness are untouched.
+    """
+
+
 class HookSpecs:
     """Every hook above, as the namespace ``PluginManager.add_hookspecs`` takes.
 
@@ -46,3 +59,4 @@ class HookSpecs:
     """
 
     healthkit_register_strategies = staticmethod(healthkit_register_strategies)
+    healthkit_register_notifiers = staticmethod(healthkit_register_notifiers)

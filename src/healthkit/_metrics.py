@@ -7,6 +7,7 @@ check durations and transitions are counted as they happen.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -15,6 +16,9 @@ from prometheus_client.registry import Collector
 
 from ._monitor import CheckEvent, Monitor, Transition
 from ._resolver import Resolver
+
+if TYPE_CHECKING:
+    from ._operations import Operations
 
 __all__ = ["CONTENT_TYPE", "MonitorMetrics"]
 
@@ -113,10 +117,62 @@ def _client_rebuilds(resolver: Resolver) -> CounterMetricFamily:
     return family
 
 
-class MonitorMetrics:
-    """The metrics of ``monitor``; :meth:`render` gives the Prometheus text format."""
+class _OperationsCollector(Collector):
+    """Notification deliveries and history writes, when the server has them."""
 
-    def __init__(self, monitor: Monitor) -> None:
+    def __init__(self, metrics: MonitorMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        ops = self._metrics.operations
+        if ops is None:
+            return
+        if ops.notifications is not None:
+            families = {
+                "sent": CounterMetricFamily(
+                    "healthkit_notifications_sent", "Notifications delivered.", labels=["notifier"]
+                ),
+                "failed": CounterMetricFamily(
+                    "healthkit_notifications_failed",
+                    "Notifications not delivered after every retry (a dead or slow receiver).",
+                    labels=["notifier"],
+                ),
+                "dropped": CounterMetricFamily(
+                    "healthkit_notifications_dropped",
+                    "Notifications dropped: the notifier's delivery queue was full.",
+                    labels=["notifier"],
+                ),
+                "suppressed": CounterMetricFamily(
+                    "healthkit_notifications_suppressed",
+                    "Transitions held back by a notifier's min_interval.",
+                    labels=["notifier"],
+                ),
+            }
+            for stats in ops.notifications.stats():
+                for key, family in families.items():
+                    family.add_metric([stats.name], float(getattr(stats, key)))
+            yield from families.values()
+        if ops.history is not None:
+            hist = ops.history.stats()
+            yield CounterMetricFamily(
+                "healthkit_history_dropped",
+                "History events dropped (writer behind, or a failed write).",
+                value=hist.dropped,
+            )
+            yield CounterMetricFamily(
+                "healthkit_history_write_errors", "Failed history writes.", value=hist.write_errors
+            )
+
+
+class MonitorMetrics:
+    """The metrics of ``monitor``; :meth:`render` gives the Prometheus text format.
+
+    ``operations`` (settable later: the server's lifespan starts them) adds the
+    notification and history counters.
+    """
+
+    def __init__(self, monitor: Monitor, operations: Operations | None = None) -> None:
+        self.operations = operations
         self.registry = CollectorRegistry(auto_describe=False)
         self._duration = Histogram(
             "healthkit_check_duration_seconds",
@@ -138,6 +194,7 @@ class MonitorMetrics:
             registry=self.registry,
         )
         self.registry.register(_StateCollector(monitor))
+        self.registry.register(_OperationsCollector(self))
         monitor.add_listener(self._on_transition)
         monitor.add_check_listener(self._on_check)
 

@@ -1,4 +1,8 @@
-"""The strategy registry: one pluggy plugin manager, built-ins and entry points."""
+"""The strategy registry: one pluggy plugin manager, built-ins and entry points.
+
+It also holds the notifiers plugins register (``healthkit_register_notifiers``),
+loaded from the same plugins with the same isolation.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import pluggy
 
 from ._errors import StrategyConflictError, UnknownStrategyError
 from ._hookspecs import PROJECT_NAME, HookSpecs
-from ._registrar import StrategyRegistrar
+from ._registrar import NotifierRegistrar, NotifierType, StrategyRegistrar
 from ._strategy import StrategyType
 
 __all__ = [
@@ -40,6 +44,7 @@ PLUGINS_ENV_VAR = "HEALTHKIT_PLUGINS"
 TRACEBACK_ENV_VAR = "HEALTHKIT_TRACEBACK"
 BUILTIN_PLUGIN = "healthkit.builtin"
 HOOK_NAME = "healthkit_register_strategies"
+NOTIFIER_HOOK_NAME = "healthkit_register_notifiers"
 
 
 @attrs.frozen(kw_only=True)
@@ -50,6 +55,7 @@ class PluginInfo:
     distribution: str | None
     version: str | None
     strategies: tuple[str, ...]
+    notifiers: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -158,6 +164,7 @@ class StrategyRegistry:
         self._pm = pluggy.PluginManager(PROJECT_NAME)
         self._pm.add_hookspecs(HookSpecs)
         self._strategies: dict[str, StrategyType] = {}
+        self._notifiers: dict[str, NotifierType] = {}
         self._plugins: list[PluginInfo] = []
         self._failures: list[PluginFailure] = []
         self._disabled = _parse_disabled(
@@ -293,6 +300,7 @@ class StrategyRegistry:
                 self._fail_exc(item, "register", exc)
                 continue
             added[name] = self._accept(item, registrar)
+        notifiers = self._call_notifier_hooks(by_name)
         for item in registered:
             if self._pm.is_registered(item.plugin):
                 self._plugins.append(
@@ -301,8 +309,50 @@ class StrategyRegistry:
                         distribution=item.distribution,
                         version=item.version,
                         strategies=added.get(item.name, ()),
+                        notifiers=notifiers.get(item.name, ()),
                     )
                 )
+
+    def _call_notifier_hooks(self, by_name: dict[str, _Loaded]) -> dict[str, tuple[str, ...]]:
+        """Each plugin's ``healthkit_register_notifiers`` on its own, as for strategies.
+
+        A plugin whose notifier hook fails keeps its strategies (they are already
+        registered and work without it); only its notifiers are missing.
+        """
+        hook = self._pm.hook.healthkit_register_notifiers
+        order = list(dict.fromkeys(impl.plugin_name for impl in reversed(hook.get_hookimpls())))
+        added: dict[str, tuple[str, ...]] = {}
+        for name in order:
+            item = by_name.get(name)
+            if item is None or not self._pm.is_registered(item.plugin):
+                continue
+            others = [p for p in self._pm.get_plugins() if p is not item.plugin]
+            registrar = NotifierRegistrar(item.name, item.distribution, item.version)
+            try:
+                caller = self._pm.subset_hook_caller(NOTIFIER_HOOK_NAME, remove_plugins=others)
+                returned = caller(registrar=registrar)
+                if returned is not None and returned != []:
+                    raise TypeError(
+                        f"{NOTIFIER_HOOK_NAME} must return None (notifiers are added with "
+                        f"registrar.add), got {_describe(returned)}"
+                    )
+            except (Exception, SystemExit) as exc:  # a plugin must never take the host down
+                self._fail_exc(item, "register", exc)
+                continue
+            accepted: list[str] = []
+            for ntype in registrar.added:
+                existing = self._notifiers.get(ntype.name)
+                if existing is not None:
+                    msg = (
+                        f"notifier {ntype.name!r} from {ntype.origin} is already registered by "
+                        f"{existing.origin}; keeping the first"
+                    )
+                    self._fail_item(item, "conflict", StrategyConflictError.__name__, msg)
+                    continue
+                self._notifiers[ntype.name] = ntype
+                accepted.append(ntype.name)
+            added[name] = tuple(accepted)
+        return added
 
     def _accept(self, item: _Loaded, registrar: StrategyRegistrar) -> tuple[str, ...]:
         accepted: list[str] = []
@@ -375,6 +425,11 @@ class StrategyRegistry:
     def strategies(self) -> Mapping[str, StrategyType]:
         """Registered strategies by name, sorted."""
         return types.MappingProxyType(dict(sorted(self._strategies.items())))
+
+    @property
+    def notifiers(self) -> Mapping[str, NotifierType]:
+        """Registered notifiers (the ``type`` of a ``[[notifiers]]`` entry) by name, sorted."""
+        return types.MappingProxyType(dict(sorted(self._notifiers.items())))
 
     @property
     def plugins(self) -> tuple[PluginInfo, ...]:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .._errors import ConfigError, ConfigIssue
 from .._monitor_settings import MonitorSettings
 from .._strategy import StrategySpec
+from ..history._config import history_from_raw
+from ..notify._config import parse_notifiers
 from ..validators import target_name
 from ._env import after_env_errors, interpolate
 from ._inherit import (
@@ -35,7 +37,7 @@ __all__ = ["load_config", "parse_spec"]
 
 T = TypeVar("T")
 
-_TOP_KEYS = ("defaults", "models")
+_TOP_KEYS = ("defaults", "models", "history", "notifiers")
 _DEFAULTS_KEYS = ("health_check",)
 _MODEL_KEYS = ("health_check", "version", "upstream_model")
 
@@ -224,9 +226,13 @@ def load_config(
             upstream_model=None if upstream_model == name else upstream_model,
         )
     _same_upstream(models, issues)
+    history = history_from_raw(parser, raw.get("history"), source_name)
+    notifiers = parse_notifiers(parser, raw.get("notifiers"))
     if issues:
         raise ConfigError(_dedupe(after_env_errors(issues)), source=source_name)
     return ServerConfig(
+        history=history,
+        notifiers=notifiers,
         default=default_spec,
         default_monitor=default_monitor,
         models=models,

@@ -18,6 +18,7 @@ from .._frozen import FrozenMap
 from .._monitor_settings import MonitorSettings
 from .._result import Target
 from .._strategy import ISOLATION_MODES, StrategySpec
+from ..history._config import HistoryConfig
 from ._source import join
 from ._structure import NO_PLACEHOLDER, Invalid, Structurer
 
@@ -86,6 +87,10 @@ class ServerConfig:
     #: Values taken from the environment by ``${VAR}``: secrets wherever they landed,
     #: masked by :class:`~healthkit._redact.Redactor` in every output.
     secrets: frozenset[str] = attrs.field(factory=frozenset, eq=False, repr=False)
+    #: ``[history]``: where transitions and per-minute figures are kept; off when ``None``.
+    history: HistoryConfig | None = None
+    #: ``[[notifiers]]``: where transitions are sent (``healthkit.notify.NotifierSpec``).
+    notifiers: tuple[Any, ...] = ()
 
 
 class SpecParser(Structurer):

@@ -30,6 +30,7 @@ from .._errors import ClosedError
 from .._healthkit import HealthKit
 from .._metrics import CONTENT_TYPE, MonitorMetrics
 from .._monitor import Monitor
+from .._operations import Operations
 from .._redact import Redactor
 from .._status import Status, worst_status
 from .._watchdog import DEFAULT_PROGRESS_PERIODS, DEFAULT_STALL_LIMIT, Liveness
@@ -209,11 +210,16 @@ def create_app(
     liveness = Liveness(monitor, stall_limit=stall_limit, progress_periods=progress_periods)
     handlers = _Handlers(monitor, show_details, liveness)
     page = _status_page(handlers) if status_page else None
+    operations = Operations(monitor)
+    handlers.metrics.operations = operations
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if manage_monitor:
             await monitor.start()
+            # [history] and [[notifiers]] of the config: off the check path, never fatal.
+            await operations.start()
+            app.state.history = operations.history
         # The watchdog thread lives exactly as long as the app serves.
         await liveness.start()
         try:
@@ -223,6 +229,7 @@ def create_app(
             if page is not None:
                 await page.aclose()
             if manage_monitor:
+                await operations.aclose()
                 await monitor.aclose()
 
     routes = handlers.routes() + ([] if page is None else page.routes(_never_500))
@@ -230,6 +237,7 @@ def create_app(
     app.state.monitor = monitor
     app.state.status_page = page
     app.state.liveness = liveness
+    app.state.operations = operations
     return app
 
 

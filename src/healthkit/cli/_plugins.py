@@ -15,7 +15,7 @@ __all__ = ["plugins", "plugins_data"]
 
 
 def plugins_data(registry: StrategyRegistry, *, tracebacks: bool = False) -> dict[str, Any]:
-    """The JSON view: ``{"strategies": [...], "failures": [...]}``.
+    """The JSON view: ``{"strategies": [...], "notifiers": [...], "failures": [...]}``.
 
     With ``tracebacks``, each failure has a ``traceback`` (``""`` when none was raised).
     """
@@ -30,6 +30,16 @@ def plugins_data(registry: StrategyRegistry, *, tracebacks: bool = False) -> dic
                 "unavailable": st.unavailable,
             }
             for st in registry.strategies.values()
+        ],
+        "notifiers": [
+            {
+                "name": nt.name,
+                "plugin": nt.plugin,
+                "distribution": nt.distribution,
+                "version": nt.version,
+                "description": nt.description,
+            }
+            for nt in registry.notifiers.values()
         ],
         "failures": [
             {
@@ -57,7 +67,7 @@ def _origin(distribution: str | None, version: str | None) -> str:
 @click.command()
 @FORMAT_OPTION
 def plugins(fmt: str) -> None:
-    """List every strategy with the plugin and distribution it comes from.
+    """List every strategy and notifier with the plugin and distribution it comes from.
 
     Plugins that failed to import or register, were disabled with
     HEALTHKIT_DISABLE_PLUGINS, or lost a strategy-name conflict are listed
@@ -90,6 +100,14 @@ def plugins(fmt: str) -> None:
     ]
     click.echo(f"strategies ({len(rows)}):")
     for line in table(("STRATEGY", "PLUGIN", "DISTRIBUTION", "DESCRIPTION"), rows):
+        click.echo("  " + line)
+    nrows = [
+        (n["name"], n["plugin"], _origin(n["distribution"], n["version"]), n["description"])
+        for n in data["notifiers"]
+    ]
+    click.echo("")
+    click.echo(f"notifiers ({len(nrows)}):")
+    for line in table(("NOTIFIER", "PLUGIN", "DISTRIBUTION", "DESCRIPTION"), nrows):
         click.echo("  " + line)
     failures = data["failures"]
     click.echo("")

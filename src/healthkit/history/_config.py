@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+from typing import Any
 
 import attrs
 
-__all__ = ["HistoryConfig", "parse_duration"]
+__all__ = ["HistoryConfig", "history_from_raw", "parse_duration"]
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -70,3 +72,20 @@ class HistoryConfig:
     def _check_path(self, _attribute: object, value: str) -> None:
         if not value.strip():
             raise ValueError("expected the path of an SQLite file, got an empty string")
+
+
+def history_from_raw(parser: Any, raw: Any, source: str | None) -> HistoryConfig | None:
+    """The ``[history]`` table, validated (issues to ``parser.issues``); a relative
+    ``path`` is taken from the config file's directory, so every command finds one file."""
+    from .._configuration._structure import Invalid
+
+    if raw is None:
+        return None
+    try:
+        config: HistoryConfig = parser.record(HistoryConfig, raw, "history")
+    except Invalid:
+        return None
+    if source is not None and not os.path.isabs(config.path):
+        base = os.path.dirname(os.path.abspath(source))
+        config = attrs.evolve(config, path=os.path.join(base, config.path))
+    return config

@@ -357,6 +357,10 @@ class HistoryStore:
         writer.join(timeout)
 
     async def aclose(self, timeout: float = 10.0) -> None:
+        # Detach on the loop (the monitor's listeners are the loop's), then wait for
+        # the writer in a thread.
+        for monitor, _, _ in list(self._monitors):
+            self.detach(monitor)
         await asyncio.to_thread(self.close, timeout)
 
     def stats(self) -> HistoryStats:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from .._hookspecs import hookimpl
-from .._registrar import StrategyRegistrar
+from .._registrar import NotifierRegistrar, StrategyRegistrar
+from ..notify._builtin import register as register_notifiers
 from .composite import CompositeConfig, CompositeStrategy
 from .federation import FederationConfig, FederationStrategy
 from .grpc import GRPC_EXTRA_HINT, GrpcConfig, create_grpc_strategy, missing_grpc_modules
@@ -45,3 +46,8 @@ def healthkit_register_strategies(registrar: StrategyRegistrar) -> None:
         factory=FederationStrategy.create,
         description="Federation: every model of another healthkit from its /v1/status.",
     )
+
+
+@hookimpl
+def healthkit_register_notifiers(registrar: NotifierRegistrar) -> None:
+    register_notifiers(registrar)
