@@ -15,9 +15,11 @@ script shows KServe's own ``--enable_predictor_health_check`` for comparison.
 from __future__ import annotations
 
 import argparse
+import copy
 from typing import Any
 
 import kserve
+import kserve.logging
 from kserve import InferRequest, InferResponse
 from kserve.model_server import parser as kserve_parser
 
@@ -57,6 +59,18 @@ class Echo(kserve.Model):
         return InferResponse(model_name=self.name, infer_outputs=[], response_id=payload.id)
 
 
+def configure_logging() -> None:
+    """KServe's log config plus the ``healthkit`` logger, on KServe's handler.
+
+    Without it healthkit's lines have no handler of KServe's: transitions print as
+    bare lines (no time, no logger) and recoveries, logged at INFO, do not show.
+    Called before ``ModelServer()``, which then leaves the configured logging alone.
+    """
+    config = copy.deepcopy(kserve.logging.KSERVE_LOG_CONFIG)
+    config["loggers"]["healthkit"] = {"handlers": ["kserve"], "level": "INFO", "propagate": False}
+    kserve.logging.configure_logging(config)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(parents=[kserve_parser])
     parser.add_argument(
@@ -70,6 +84,8 @@ def main() -> None:
     )
     args, _ = parser.parse_known_args()
 
+    if args.configure_logging and not args.log_config_file:
+        configure_logging()
     models: list[kserve.Model] = [Transformer(n) for n in args.models.split(",") if n]
     models += [Echo(n) for n in args.local_models.split(",") if n]
     server = kserve.ModelServer()
