@@ -216,10 +216,11 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if manage_monitor:
-            await monitor.start()
-            # [history] and [[notifiers]] of the config: off the check path, never fatal.
+            # [history] and [[notifiers]] of the config: off the check path, never fatal;
+            # listening before the first probe, so its transitions are kept too.
             await operations.start()
             app.state.history = operations.history
+            await monitor.start()
         # The watchdog thread lives exactly as long as the app serves.
         await liveness.start()
         try:

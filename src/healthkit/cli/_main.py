@@ -24,6 +24,7 @@ COMMANDS = {
     "demo": "healthkit.cli._demo:demo",
     "serve": "healthkit.cli._serve:serve",
     "new-plugin": "healthkit.cli._new_plugin:new_plugin",
+    "history": "healthkit.cli._history:history",
 }
 
 
