@@ -19,8 +19,8 @@ What runs, by the fence's language:
   or the code its line ends with as ``# exit N``, or the block's ``expect-exit N``. A command
   ending in ``&`` is not checked; whatever a block leaves running is killed when it ends. Only
   the commands named in ``SHELL_COMMANDS`` below may run (``python`` only as
-  ``python -m http.server``): anything else (``pip install``, ``kubectl``, ``docker``, ``curl``
-  against a server the page starts, a benchmark run) needs a ``no-run`` marker.
+  ``python -m http.server``, ``curl`` only against loopback URLs): anything else (``pip install``,
+  ``kubectl``, ``docker``, ``curl`` to another host, a benchmark run) needs a ``no-run`` marker.
 - any other language (``text``, none): not run; it is output, a grammar or a formula.
 
 Markers are HTML comments (invisible on the rendered page). Block markers stand on the lines
@@ -31,6 +31,9 @@ directly above the fence, one per line:
   for the blocks below it; a config is still loaded, a ``python`` module is compiled, not run.
 - ``<!-- snippet: expect-exit N -->``: every command of this shell block exits N unless its
   line says otherwise with ``# exit N``.
+- ``<!-- snippet: background PORT -->``: this shell block is a server (``healthkit serve``): it
+  starts in the background, the test passes once something listens on PORT (which the page's
+  ``port`` marker must list), and it runs while the page's later blocks run (then SIGTERM).
 
 Page markers stand anywhere on the page (conventionally above the first block that needs them):
 
@@ -64,6 +67,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -121,8 +125,10 @@ class Page:
     markers: tuple[str, ...]  # every marker on the page, block markers included
 
 
-def parse_page(path: Path) -> Page:
-    lines = path.read_text(encoding="utf-8").splitlines()
+def parse_page(path: Path, text: str | None = None) -> Page:
+    if text is None:
+        text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
     blocks: list[Block] = []
     markers: list[str] = []
     i = 0
@@ -176,6 +182,7 @@ class BlockMarkers:
     no_run: str | None = None
     file: str | None = None
     expect_exit: int = 0
+    background: str | None = None
 
 
 def block_markers(block: Block) -> BlockMarkers:
@@ -188,6 +195,8 @@ def block_markers(block: Block) -> BlockMarkers:
             found["file"] = m.group(1)
         elif m := re.fullmatch(r"expect-exit\s+(\d+)", marker):
             found["expect_exit"] = int(m.group(1))
+        elif m := re.fullmatch(r"background\s+(\d+)", marker):
+            found["background"] = m.group(1)
         elif not re.fullmatch(r"(predictor|port|env|copy)\b.*", marker):
             pytest.fail(f"{block.id}: unknown snippet marker {marker!r}")
     return BlockMarkers(**found)
@@ -197,7 +206,7 @@ def test_every_marker_is_known() -> None:
     for page in PAGES.values():
         for marker in page.markers:
             assert re.fullmatch(
-                r"no-run\s*\(.*\S.*\)|file\s+\S+|expect-exit\s+\d+|predictor\s+\d+(\s+\S+)*"
+                r"no-run\s*\(.*\S.*\)|file\s+\S+|expect-exit\s+\d+|background\s+\d+|predictor\s+\d+(\s+\S+)*"
                 r"|port(\s+\d+)+|env(\s+[A-Za-z_]\w*=\S*)+|copy\s+\S+(\s+\S+)?",
                 marker,
             ), f"{page.path.relative_to(ROOT)}: unknown or malformed snippet marker {marker!r}"
@@ -221,6 +230,7 @@ class Workspace:
         self.ports: dict[str, str] = {}
         self.predictors: list[OipServer] = []
         self.written: set[int] = set()
+        self.background: list[subprocess.Popen[bytes]] = []
         self.env: dict[str, str] = {}
         copies: list[list[str]] = []
         for marker in page.markers:
@@ -267,7 +277,46 @@ class Workspace:
             self.written.add(block.line)
         return path
 
+    def start_background(self, block: Block, port: str) -> None:
+        """Start the block's command and wait until it listens on ``port`` (or ends)."""
+        mapped = self.ports.get(port)
+        assert mapped, f"{block.id}: list {port} in the page's `port` marker"
+        log = self.dir / f"background-{block.line}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                ["bash", "-c", self.text(block)],
+                cwd=self.dir,
+                env=shell_env(),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.background.append(proc)
+        deadline = time.monotonic() + SHELL_TIMEOUT
+        while proc.poll() is None and time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", int(mapped))) == 0:
+                    return
+            time.sleep(0.1)
+        output = log.read_text(encoding="utf-8", errors="replace")
+        pytest.fail(
+            f"{block.id}: nothing listens on {port} ({mapped}); exit {proc.poll()}\n{output}"
+        )
+
+    def stop_background(self) -> None:
+        while self.background:
+            proc = self.background.pop()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
     def close(self) -> None:
+        self.stop_background()
         for server in self.predictors:
             server.stop()
 
@@ -288,8 +337,10 @@ def workspaces(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[Path, 
 
     class Lazy(dict[Path, Workspace]):
         def __missing__(self, key: Path) -> Workspace:
+            for other in opened.values():
+                other.stop_background()  # a page's servers run while its own blocks run
             name = re.sub(r"\W", "_", key.relative_to(ROOT).as_posix())
-            opened[key] = Workspace(PAGES[key], tmp_path_factory.mktemp(name))
+            opened[key] = self[key] = Workspace(PAGES[key], tmp_path_factory.mktemp(name))
             return opened[key]
 
     try:
@@ -335,7 +386,10 @@ def test_snippet(
     elif block.lang in ("toml", "yaml", "yml", "json"):
         check_data(block, text, workspace.dir, registry)
     elif block.lang in ("sh", "bash", "shell", "console"):
-        if written is None:
+        if markers.background is not None:
+            check_commands(block, text)
+            workspace.start_background(block, markers.background)
+        elif written is None:
             run_shell(block, text, workspace.dir, markers.expect_exit)
     else:
         pytest.skip(f"{block.lang or 'plain'} block: shown, not run")
@@ -426,24 +480,45 @@ def first_word(words: list[str]) -> str:
     return ""
 
 
+LOOPBACK_URL = re.compile(r"https?://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/\S*)?")
+HOST_PORT = re.compile(r"(https?://)?[\w.\[\]:-]+:\d+(/\S*)?")
+
+
+def allowed(words: list[str]) -> bool:
+    word = first_word(words)
+    rest = words[words.index(word) + 1 :] if word else []
+    if word == "python":
+        return rest[:2] == ["-m", "http.server"]
+    if word == "curl":  # only against this machine, and a URL is named
+        urls = [w for w in rest if HOST_PORT.fullmatch(w) or w.startswith(("http:", "https:"))]
+        return bool(urls) and all(LOOPBACK_URL.fullmatch(url) for url in urls)
+    return word in SHELL_COMMANDS or not word
+
+
+def check_commands(block: Block, text: str) -> list[tuple[int, str]]:
+    commands = shell_commands(block, text)
+    for line, command in commands:
+        for words in command_words(command):
+            assert allowed(words), (
+                f"{block.id}, line {line}: `{first_word(words)}` is not a command this test "
+                f"runs; mark the block `<!-- snippet: no-run (why) -->` ({command!r})"
+            )
+    return commands
+
+
+def shell_env() -> dict[str, str]:
+    # os.environ carries the page's env markers and HOME (set by the test).
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["VIRTUAL_ENV"] = str(BIN.parent)
+    return env
+
+
 def run_shell(block: Block, text: str, where: Path, expect_exit: int) -> None:
     script = [
         "trap 'jobs -p | xargs -r kill 2>/dev/null' EXIT",
     ]
-    for line, command in shell_commands(block, text):
-        for words in command_words(command):
-            word = first_word(words)
-            if word == "python":
-                allowed = words[words.index(word) + 1 : words.index(word) + 3] == [
-                    "-m",
-                    "http.server",
-                ]
-            else:
-                allowed = word in SHELL_COMMANDS or not word
-            assert allowed, (
-                f"{block.id}, line {line}: `{word}` is not a command this test runs; "
-                f"mark the block `<!-- snippet: no-run (why) -->` ({command!r})"
-            )
+    for line, command in check_commands(block, text):
         expected = int(m.group(1)) if (m := EXIT_COMMENT.search(command)) else expect_exit
         script.append(command)
         if command.rstrip().endswith("&") and not command.rstrip().endswith("&&"):
@@ -453,14 +528,10 @@ def run_shell(block: Block, text: str, where: Path, expect_exit: int) -> None:
             f'__rc=$?; if [ "$__rc" != {expected} ]; then '
             f'echo "{where_line}: exit $__rc, expected {expected}" >&2; exit 90; fi'
         )
-    # os.environ carries the page's env markers and HOME (set by the test).
-    env = dict(os.environ)
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["VIRTUAL_ENV"] = str(BIN.parent)
     proc = subprocess.Popen(
         ["bash", "-c", "\n".join(script)],
         cwd=where,
-        env=env,
+        env=shell_env(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -477,3 +548,110 @@ def run_shell(block: Block, text: str, where: Path, expect_exit: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # whatever the block left running
     assert proc.returncode == 0, f"{block.id} failed:\n{output}"
+
+
+# -- the harness fails when a snippet breaks -------------------------------------------------
+
+SAMPLE = """\
+# A page
+
+<!-- snippet: port 8080 -->
+<!-- snippet: file app.toml -->
+```toml
+[models.alpha.health_check]
+strategy = "noop"
+```
+
+- a list item:
+
+  ```python
+  print("indented")
+  ```
+
+<!-- snippet: no-run (needs a cluster) -->
+```sh
+kubectl apply -f app.yaml
+```
+
+```text
+not run
+```
+"""
+
+
+def sample_block(lang: str, body: str) -> Block:
+    return Block(page=ROOT / "docs" / "sample.md", line=1, lang=lang, text=body, markers=())
+
+
+def test_parse_page_reads_fences_lines_and_markers() -> None:
+    page = parse_page(ROOT / "docs" / "sample.md", SAMPLE)
+    assert [(b.line, b.lang) for b in page.blocks] == [
+        (5, "toml"),
+        (12, "python"),
+        (17, "sh"),
+        (21, "text"),
+    ]
+    assert page.blocks[0].markers == ("port 8080", "file app.toml")
+    assert page.blocks[1].text == 'print("indented")\n'
+    assert block_markers(page.blocks[2]).no_run == "needs a cluster"
+    assert page.markers == ("port 8080", "file app.toml", "no-run (needs a cluster)")
+    assert page.blocks[1].id == "docs/sample.md:12"
+
+
+def test_a_no_run_marker_needs_a_reason() -> None:
+    block = attrs.evolve(sample_block("sh", "true\n"), markers=("no-run ()",))
+    with pytest.raises(AssertionError, match="needs a reason"):
+        block_markers(block)
+
+
+def test_a_failing_command_fails_the_block(tmp_path: Path) -> None:
+    block = sample_block("sh", "healthkit validate missing.toml\n")
+    with pytest.raises(AssertionError, match=r"sample.md:2: exit 3, expected 0"):
+        run_shell(block, block.text, tmp_path, expect_exit=0)
+
+
+def test_the_documented_exit_code_is_checked(tmp_path: Path) -> None:
+    ok = sample_block("sh", "false   # exit 1\ntrue\n")
+    run_shell(ok, ok.text, tmp_path, expect_exit=0)
+    wrong = sample_block("sh", "true   # exit 2\n")
+    with pytest.raises(AssertionError, match="exit 0, expected 2"):
+        run_shell(wrong, wrong.text, tmp_path, expect_exit=0)
+    with pytest.raises(AssertionError, match="exit 0, expected 2"):
+        run_shell(ok, "true\n", tmp_path, expect_exit=2)
+
+
+def test_an_unknown_command_asks_for_a_marker(tmp_path: Path) -> None:
+    block = sample_block("sh", "echo hi && pip install something\n")
+    with pytest.raises(AssertionError, match="`pip` is not a command this test runs"):
+        run_shell(block, block.text, tmp_path, expect_exit=0)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_broken_python_block_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(NameError):
+        run_python("docs/sample.md:1", "print(undefined)\n", tmp_path, monkeypatch)
+
+
+def test_a_config_that_does_not_load_fails(tmp_path: Path, registry: StrategyRegistry) -> None:
+    block = sample_block("toml", '[models.alpha.health_check]\nstrategy = "nope"\n')
+    with pytest.raises(pytest.fail.Exception, match="unknown strategy 'nope'"):
+        check_data(block, block.text, tmp_path, registry)
+    output = sample_block("json", '{"models": {"alpha": {"status": "healthy"}}, "resolver": {}}')
+    check_data(output, output.text, tmp_path, registry)  # an output, parsed only
+    with pytest.raises(json.JSONDecodeError):
+        check_data(sample_block("json", "{...}"), "{...}", tmp_path, registry)
+
+
+def test_curl_runs_only_against_this_machine() -> None:
+    assert allowed(["curl", "-i", "http://127.0.0.1:8000/readyz"])
+    assert allowed(["curl", "-s", "http://localhost:8000/metrics"])
+    assert not allowed(["curl", "http://predictor.default.svc:8080/v2/health/ready"])
+    assert not allowed(["curl", "-s", "10.0.0.5:8080/v2/health/ready"])
+    assert not allowed(["curl", "--version"])
+    assert not allowed(["pip", "install", "x"])
+    assert allowed(["A=1", "healthkit", "check", "x.toml"])
+
+
+def test_a_page_keeps_one_workspace(workspaces: dict[Path, Workspace]) -> None:
+    page = ROOT / "docs" / "quickstart.md"
+    assert workspaces[page] is workspaces[page]
