@@ -24,7 +24,14 @@ from .._result import CheckResult, ErrorInfo, Target
 from .._status import Status
 from .._strategy import BatchStrategy, Strategy
 from ._models import Key, Models, ModelState
-from ._outage import OutageDetector, is_transport_failure, outage_result
+from ._outage import (
+    STARVED,
+    STARVED_SHARE,
+    OutageDetector,
+    is_timeout,
+    is_transport_failure,
+    outage_result,
+)
 from ._runner import Job, Runner
 
 __all__ = ["DEFAULT_MAX_ON_DEMAND_TARGETS", "TARGET_WINDOW", "Cached", "Checks"]
@@ -163,7 +170,7 @@ class Checks:
                     ErrorInfo(type=type(error).__name__, message=str(error) or detail),
                     job.elapsed,
                 )
-            result = self._redact(result)
+            result = _unless_starved(self._redact(result), job)
             self.settle(key, fut, result, settings)
             self.on_outcome(
                 key[0], result, job, (target,), settings.failure_threshold, settings.timeout
@@ -212,7 +219,7 @@ class Checks:
 
         def done(job: Job, value: Any, error: BaseException | None) -> None:
             results = [
-                self._redact(r)
+                _unless_starved(self._redact(r), job)
                 for r in _batch_results(name, targets, value, error, job.timed_out, deadline)
             ]
             for (key, (settings, fut)), result in zip(own.items(), results, strict=True):
@@ -352,6 +359,29 @@ class Checks:
                 fut.set_exception(error)
                 fut.exception()  # retrieved: nobody may be waiting for it
         self.shared.clear()
+
+
+def _unless_starved(result: CheckResult, job: Job) -> CheckResult:
+    """``result``, or ``unknown`` when it is a timeout the checker itself caused.
+
+    A check cut (by the monitor or its own countdown) while the event loop could
+    not run for more than :data:`STARVED_SHARE` of its deadline says nothing about
+    the upstream: a checker starved of CPU would otherwise call healthy models
+    down. The outage detector ignores such timeouts by the same rule; the model's
+    thresholds and staleness clock ignore the ``unknown`` this returns, and the
+    watchdog (``/livez``) is what reports the starvation.
+    """
+    if job.starved <= STARVED_SHARE * job.deadline or not is_timeout(result):
+        return result
+    return attrs.evolve(
+        result,
+        status=Status.UNKNOWN,
+        detail=(
+            f"not checked: the checker's event loop was starved for {job.starved:.2f}s of the"
+            f" {job.deadline:g}s deadline ({result.detail})"
+        ),
+        error=ErrorInfo(type=STARVED, message=result.error.message if result.error else ""),
+    )
 
 
 def _timeout_result(name: str, target: Target, deadline: float, elapsed: float) -> CheckResult:

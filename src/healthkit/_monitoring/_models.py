@@ -20,6 +20,7 @@ from .._monitor_settings import MonitorSettings
 from .._result import CheckResult, Target
 from .._status import Status
 from .._strategy import StrategySpec
+from ._outage import STARVED
 from ._records import Transition, TransitionListener
 from ._thresholds import ThresholdState
 from ._thresholds import mark_down as thresholds_marked_down
@@ -184,6 +185,10 @@ class Models:
 
     def observe(self, st: ModelState, result: CheckResult) -> None:
         """Count ``result`` (of the model's own target) toward its thresholds."""
+        if result.error is not None and result.error.type == STARVED:
+            # No evidence about the upstream (the checker ran out of loop time): the
+            # thresholds and the staleness clock stay where the last real answer left them.
+            return
         st.last = result
         st.observed = time.monotonic()
         old = st.thresholds

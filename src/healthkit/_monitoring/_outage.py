@@ -29,6 +29,7 @@ from .._status import Status
 
 __all__ = [
     "MIN_TARGETS",
+    "STARVED",
     "STARVED_SHARE",
     "Breaker",
     "Change",
@@ -43,6 +44,9 @@ __all__ = [
 MIN_TARGETS = 5
 #: A timeout is evidence only if the loop was starved for at most this share of the deadline.
 STARVED_SHARE = 0.25
+#: ``ErrorInfo.type`` of a result that is no evidence about the upstream: a timeout the
+#: checker caused by starving its own event loop (see ``_checks._unless_starved``).
+STARVED = "CheckerStarved"
 
 #: Error types (exception names) that mean no answer came in time.
 _TIMEOUT_ERRORS = frozenset(
@@ -187,6 +191,8 @@ class OutageDetector:
         must cover, ``starved`` the seconds the event loop could not run during a
         call whose hard cap was ``deadline``, and ``now`` the time it ended.
         """
+        if result.error is not None and result.error.type == STARVED:
+            return Change.NONE  # no evidence either way: neither counts nor resets the run
         breaker = self._breakers.get(spec_id)
         if not is_transport_failure(result):
             if breaker is None:
