@@ -61,6 +61,7 @@ SECTIONS = (
     "outage",
     "throughput",
     "ray",
+    "federation",
 )
 
 # -- helpers ----------------------------------------------------------------------------
@@ -1221,6 +1222,15 @@ def summary(results: dict[str, Any]) -> None:
             "4 shared as 1 (<= 1.25x)",
             shared <= alone * 1.25,
         )
+    if "federation" in results:
+        f = results["federation"]["per_period"]
+        check(
+            "predictor checks per model per period, 4 workers vs 1",
+            f"{f['4 federated']:.2f} federated vs {f['1 worker']:.2f} "
+            f"(4 independent: {f['4 independent']:.2f})",
+            "4 federated as 1 (<= 1.25x)",
+            f["4 federated"] <= f["1 worker"] * 1.25,
+        )
     table("summary", ["figure", "measured", "target", ""], rows)
 
 
@@ -1296,6 +1306,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             import ray_bench  # benchmarks/ray_bench.py: imports Ray only when this runs
 
             results["ray"] = ray_bench.run_ray(opts.quick, table=table)
+        elif section == "federation":
+            import federation_bench  # benchmarks/federation_bench.py
+
+            results["federation"] = federation_bench.run_federation(
+                opts.quick, predictor=predictor, healthkit_serve=healthkit_serve, table=table
+            )
     summary(results)
     if opts.json:
         opts.json.write_text(json.dumps(results, indent=2, default=str))
