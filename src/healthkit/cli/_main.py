@@ -90,7 +90,7 @@ class _LazyGroup(click.Group):
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="healthkit")
+@click.version_option(package_name="model-healthkit")
 @click.option(
     "-p",
     "plugin_modules",
