@@ -5,6 +5,8 @@
 - ``_env``: ``${VAR}`` interpolation, and which values came from the environment;
 - ``_structure``: the generic engine that turns raw tables into attrs records,
   collecting every issue with its path;
+- ``_history``: the ``[history]`` section (``HistoryConfig``) and durations;
+- ``_notifiers``: the ``[[notifiers]]`` entries, as ``healthkit._notifier`` records;
 - ``_schema``: the records of a config (``ServerConfig``, ``ModelConfig``) and the
   strategy-aware parser of ``health_check`` tables;
 - ``_inherit``: how a model's ``health_check`` inherits the default one;

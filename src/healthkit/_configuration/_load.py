@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .._errors import ConfigError, ConfigIssue
 from .._monitor_settings import MonitorSettings
 from .._strategy import StrategySpec
-from ..history._config import history_from_raw
-from ..notify._config import parse_notifiers
 from ..validators import target_name
 from ._env import after_env_errors, interpolate
+from ._history import history_from_raw
 from ._inherit import (
     INHERIT_SECRETS,
     blame_default,
@@ -26,6 +25,7 @@ from ._inherit import (
     merge,
     secret_keys,
 )
+from ._notifiers import parse_notifiers
 from ._schema import DEFAULT_STRATEGY, ModelConfig, ServerConfig, SpecParser
 from ._source import check_shape, join, read_source
 from ._structure import Invalid, unknown_key

@@ -18,7 +18,7 @@ from .._frozen import FrozenMap
 from .._monitor_settings import MonitorSettings
 from .._result import Target
 from .._strategy import ISOLATION_MODES, StrategySpec
-from ..history._config import HistoryConfig
+from ._history import HistoryConfig
 from ._source import join
 from ._structure import NO_PLACEHOLDER, Invalid, Structurer
 

@@ -62,10 +62,8 @@ def read_source(source: str | os.PathLike[str]) -> Any:
             try:
                 import yaml
             except ImportError:
-                raise ConfigError(
-                    [ConfigIssue("", "YAML configs need PyYAML: pip install 'model-healthkit[yaml]'")],
-                    source=str(path),
-                ) from None
+                hint = "YAML configs need PyYAML: pip install 'model-healthkit[yaml]'"
+                raise ConfigError([ConfigIssue("", hint)], source=str(path)) from None
             return _load_yaml(yaml, text)
     except ConfigError:
         raise

@@ -7,7 +7,7 @@ over hours to weeks); long-term, fleet-wide history belongs in Prometheus.
 
 from __future__ import annotations
 
-from ._config import HistoryConfig, parse_duration
+from .._configuration._history import HistoryConfig, parse_duration
 from ._records import (
     LATENCY_BUCKETS,
     HistoryError,

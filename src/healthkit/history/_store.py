@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from typing import TYPE_CHECKING, Any
 
+from .._configuration._history import HistoryConfig
 from .._status import Status
-from ._config import HistoryConfig
 from ._records import (
     LATENCY_BUCKETS,
     HistoryError,

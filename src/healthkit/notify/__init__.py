@@ -6,10 +6,7 @@ too); a config's ``[[notifiers]]`` entries pick them by ``type``.
 
 from __future__ import annotations
 
-from .._registrar import NotifierRegistrar, NotifierType
-from ._dispatch import Notifications, NotifierStats
-from ._log import LogConfig, LogNotifier
-from ._records import (
+from .._notifier import (
     EVENT_KINDS,
     Notification,
     NotificationEvent,
@@ -17,6 +14,9 @@ from ._records import (
     NotifierSettings,
     NotifierSpec,
 )
+from .._registrar import NotifierRegistrar, NotifierType
+from ._dispatch import Notifications, NotifierStats
+from ._log import LogConfig, LogNotifier
 from ._webhook import DeliveryError, WebhookConfig, WebhookNotifier
 
 __all__ = [

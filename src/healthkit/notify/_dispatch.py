@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import attrs
 import tenacity
 
-from ._records import Notification, NotificationEvent, Notifier, NotifierSpec, event_kind
+from .._notifier import Notification, NotificationEvent, Notifier, NotifierSpec, event_kind
 
 if TYPE_CHECKING:
     from .._monitor import Monitor, Transition

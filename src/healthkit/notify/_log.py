@@ -7,7 +7,7 @@ import logging
 
 import attrs
 
-from ._records import Notification
+from .._notifier import Notification
 
 __all__ = ["LogConfig", "LogNotifier"]
 

@@ -11,8 +11,8 @@ import attrs
 import httpx
 
 from .._frozen import FrozenMap
+from .._notifier import Notification
 from .._secret import Secret
-from ._records import Notification
 
 __all__ = ["DeliveryError", "WebhookConfig", "WebhookNotifier"]
 

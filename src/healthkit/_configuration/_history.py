@@ -77,7 +77,7 @@ class HistoryConfig:
 def history_from_raw(parser: Any, raw: Any, source: str | None) -> HistoryConfig | None:
     """The ``[history]`` table, validated (issues to ``parser.issues``); a relative
     ``path`` is taken from the config file's directory, so every command finds one file."""
-    from .._configuration._structure import Invalid
+    from ._structure import Invalid
 
     if raw is None:
         return None

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._errors import ConfigIssue
-from ._records import SPEC_KEYS, NotifierSettings, NotifierSpec
+from .._notifier import SPEC_KEYS, NotifierSettings, NotifierSpec
 
 if TYPE_CHECKING:
-    from .._configuration._schema import SpecParser
+    from ._schema import SpecParser
 
 __all__ = ["parse_notifiers"]
 
@@ -21,7 +21,7 @@ _SETTINGS_KEYS = tuple(f.name for f in attrs.fields(NotifierSettings))
 
 def parse_notifiers(parser: SpecParser, raw: Any) -> tuple[NotifierSpec, ...]:
     """Every entry, validated; problems go to ``parser.issues`` with their paths."""
-    from .._configuration._structure import Invalid
+    from ._structure import Invalid
 
     if raw is None:
         return ()

@@ -9,7 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from ..history._config import parse_duration
+from ._configuration._history import parse_duration
 
 __all__ = [
     "EVENT_KINDS",
