@@ -473,9 +473,16 @@ def command_words(command: str) -> list[list[str]]:
     return [words for words in simple if words]
 
 
+#: Shell keywords before a command (``until CMD; do CMD; done``); ``for`` lists words, runs none.
+KEYWORDS = frozenset({"until", "while", "if", "then", "else", "elif", "do", "!", "{"})
+CLOSERS = frozenset({"done", "fi", "}", "for"})
+
+
 def first_word(words: list[str]) -> str:
     for word in words:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", word):
+        if word in CLOSERS:
+            return ""
+        if word not in KEYWORDS and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", word):
             return word
     return ""
 
@@ -650,6 +657,8 @@ def test_curl_runs_only_against_this_machine() -> None:
     assert not allowed(["curl", "--version"])
     assert not allowed(["pip", "install", "x"])
     assert allowed(["A=1", "healthkit", "check", "x.toml"])
+    assert allowed(["until", "curl", "-s", "http://127.0.0.1:8080/"])
+    assert not allowed(["while", "pip", "install", "x"])
 
 
 def test_a_page_keeps_one_workspace(workspaces: dict[Path, Workspace]) -> None:
