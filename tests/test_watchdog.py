@@ -122,6 +122,9 @@ async def test_a_blocked_loop_turns_livez_503_and_names_the_check(
     plugin: BlockerPlugin, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="healthkit.watchdog")
+    # A watchdog of an earlier test whose monitor closed ends at its next look (within
+    # one interval): wait for it, so the count below is this app's own.
+    await wait_until(lambda: not watchdog_threads(), "earlier watchdog threads to end")
     app = create_app(make_kit(plugin), show_details="always", stall_limit=LIMIT)
     with UvicornThread(app) as served:
         # The lifespan started the watchdog thread: a daemon, never keeping the process alive.
