@@ -418,3 +418,29 @@ def test_bad_notifier_entries_name_their_paths() -> None:
     assert "notifiers[1].url: must be an http:// or https:// URL" in text
     assert "notifiers[1].min_interval: expected a duration" in text
     assert "notifiers[1].extra: unknown key" in text
+
+
+async def test_failed_deliveries_are_counted_in_metrics(refused_url: str) -> None:
+    from healthkit._metrics import MonitorMetrics
+    from healthkit._operations import Operations
+
+    config = {
+        "models": {"a": {}},
+        "notifiers": {
+            "dead": {"type": "webhook", "url": refused_url, "storm_window": 0, "retries": 0}
+        },
+    }
+    monitor = Monitor(HealthKit.from_config(config))
+    operations = Operations(monitor)
+    metrics = MonitorMetrics(monitor, operations)
+    await operations.start()
+    try:
+        assert operations.notifications is not None
+        operations.notifications.publish(_event("a"))
+        await wait_until(lambda: operations.notifications.stats()[0].failed == 1)  # type: ignore[union-attr]
+        text = metrics.render().decode()
+    finally:
+        await operations.aclose()
+        await monitor.aclose()
+    assert 'healthkit_notifications_failed_total{notifier="dead"} 1.0' in text
+    assert 'healthkit_notifications_sent_total{notifier="dead"} 0.0' in text
