@@ -9,6 +9,8 @@ is shut down at the end, even when a test fails. Marked ``ray``: CI runs them
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 import sys
 import time
@@ -41,6 +43,8 @@ pytestmark = [pytest.mark.ray, pytest.mark.timeout(180)]
 
 PERIOD = 0.5
 REFRESH = 0.2
+CALL_TIMEOUT = 1.0
+MAX_AGE = 600.0
 NAME = "test-ray-serve"
 ACTOR = f"healthkit-monitor:{NAME}"
 
@@ -53,7 +57,9 @@ ACTOR = f"healthkit-monitor:{NAME}"
 )
 class Transformer:
     async def __init__(self, config: dict[str, Any]) -> None:
-        self.health = healthkit.ray.ReplicaHealth(config, name=NAME, refresh=REFRESH)
+        self.health = healthkit.ray.ReplicaHealth(
+            config, name=NAME, refresh=REFRESH, call_timeout=CALL_TIMEOUT, max_age=MAX_AGE
+        )
         await self.health.astart()
         self.replica = serve.get_replica_context().replica_id.unique_id
 
@@ -216,29 +222,53 @@ def test_predictor_down_is_not_ready_and_no_restart(cluster: Cluster) -> None:
     _wait(lambda: cluster.replicas_agree("alpha", ready=True), "alpha ready again")
 
 
+@ray.remote(num_cpus=0)
+class Impostor:
+    """Holds the shared monitor's name and never answers: a hung actor."""
+
+    async def snapshot(self) -> None:
+        await asyncio.sleep(3600)
+
+
+def _replace_monitor_with_impostor() -> Any:
+    """Kill the shared monitor and take its name before a replica recreates it."""
+    deadline = time.monotonic() + 30
+    while True:
+        with contextlib.suppress(ValueError):  # no such actor (yet)
+            ray.kill(ray.get_actor(ACTOR, namespace="healthkit"), no_restart=True)
+        try:
+            return Impostor.options(name=ACTOR, namespace="healthkit").remote()
+        except ValueError:  # the name is still (or again) taken: a replica was faster
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def test_killed_actor_reads_unknown_then_a_new_one_takes_over(cluster: Cluster) -> None:
     _wait(lambda: cluster.replicas_agree("alpha", ready=True), "both replicas ready")
     old = cluster.states("alpha")[0]["epoch"]
     assert old is not None
-    ray.kill(ray.get_actor(ACTOR, namespace="healthkit"), no_restart=True)
-
-    answers: list[dict[str, Any]] = []
-
-    def recovered() -> bool:
-        batch = cluster.states("alpha")
-        answers.extend(batch)
-        return {a["replica"] for a in batch} == {a["replica"] for a in answers} and all(
-            a["ready"] and a["epoch"] not in (None, old) for a in batch
+    # The monitor is killed and a hung actor holds its name: replicas cannot refresh. Their
+    # snapshots would stay "fresh" for MAX_AGE (minutes), so unknown here comes only from
+    # dropping the snapshot when a refresh fails, never from its age.
+    impostor = _replace_monitor_with_impostor()
+    try:
+        _wait(
+            lambda: cluster.replicas_agree("alpha", status="unknown", ready=False, epoch=None),
+            "both replicas reading unknown",
         )
-
-    _wait(recovered, "a new shared monitor serving both replicas")
-    # Every replica noticed: it answered unknown (not ready, no epoch) in between, and
-    # once it had, it never answered from the dead actor's snapshot again.
-    for replica in {a["replica"] for a in answers}:
-        mine = [a for a in answers if a["replica"] == replica]
-        unknown = [i for i, a in enumerate(mine) if a["status"] == "unknown"]
-        assert unknown, f"replica {replica} never reported unknown: {mine}"
-        assert all(not a["ready"] for a in mine if a["status"] == "unknown")
-        assert all(a["epoch"] != old for a in mine[unknown[0] :]), mine
+        assert cluster.get("/v2/models/alpha/ready") == 503
+        assert cluster.replicas_agree("beta", status="unknown", ready=False)
+    finally:
+        ray.kill(impostor, no_restart=True)
+    # The impostor gone, the next refresh creates a new shared monitor.
+    _wait(
+        lambda: (
+            cluster.replicas_agree("alpha", ready=True)
+            and all(a["epoch"] not in (None, old) for a in cluster.states("alpha"))
+        ),
+        "a new shared monitor serving both replicas",
+    )
+    assert len({a["epoch"] for a in cluster.states("alpha")}) == 1
     monitors = [a for a in ray.util.list_named_actors(all_namespaces=True) if a["name"] == ACTOR]
     assert len(monitors) == 1, monitors

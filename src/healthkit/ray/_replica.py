@@ -14,6 +14,7 @@ creates it if it is gone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -294,7 +295,13 @@ class ReplicaHealth:
                 asyncio.to_thread(self._lookup), self._call_timeout
             )
         ref = self._actor.snapshot.remote()
-        raw = await asyncio.wait_for(asyncio.wrap_future(ref.future()), self._call_timeout)
+        try:
+            raw = await asyncio.wait_for(asyncio.wrap_future(ref.future()), self._call_timeout)
+        except asyncio.TimeoutError:
+            # A hung actor must not collect one pending call per refresh of every replica.
+            with contextlib.suppress(Exception):
+                self._ray.cancel(ref)
+            raise
         models = {
             str(name): (Status(entry["status"]), bool(entry["ready"]))
             for name, entry in raw["models"].items()
@@ -309,9 +316,11 @@ class ReplicaHealth:
                 raise
             except Exception as exc:
                 # Dead, restarting or hung actor: answer unknown at once, never the old
-                # snapshot, and look the actor up again (creating it) next time.
+                # snapshot. A dead one is looked up again (and created) next time; a slow
+                # one (a new actor's process still starting, say) is asked again.
                 self._snapshot = None
-                self._actor = None
+                if isinstance(exc, self._ray.exceptions.RayActorError):
+                    self._actor = None
                 self._complain(exc)
             else:
                 if self._epoch is not None and snap.epoch != self._epoch:
