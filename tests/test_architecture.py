@@ -14,6 +14,8 @@ from __future__ import annotations
 import ast
 import fnmatch
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -334,3 +336,19 @@ def test_the_doc_names_every_layer_pattern() -> None:
     shown = set(re.findall(r"`([^`]+)`", DOC.read_text(encoding="utf-8")))
     missing = [p for _, _, patterns in LAYERS for p in patterns if p not in shown]
     assert not missing, f"docs/architecture.md does not name these layer patterns: {missing}"
+
+
+def test_loading_a_config_runs_nothing_above_the_config_layer() -> None:
+    # What the layer rule means at run time: the config loader (layer 1) pulls in no
+    # runtime package (the history store, notifiers, the monitor) nor their libraries.
+    code = (
+        "import sys, healthkit._config\n"
+        "heavy = ('healthkit.history', 'healthkit.notify', 'healthkit._monitor', "
+        "'healthkit._resolver', 'sqlite3', 'tenacity')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
