@@ -43,6 +43,8 @@ __all__ = ["StatusPage"]
 
 log = logging.getLogger("healthkit.asgi")
 
+#: Rows built between two yields to the event loop.
+_CHUNK = 500
 #: Rows the server renders per page (the no-JavaScript view; the script draws every row).
 PAGE_ROWS = 100
 #: Events queued per SSE client before it counts as too slow and is dropped.
@@ -232,7 +234,14 @@ class StatusPage:
 
     async def models_body(self, request: Request | None = None) -> dict[str, Any]:
         monitor = await self._started()
-        rows = [self.row(name) for name in monitor.models]
+        rows: list[dict[str, Any]] = []
+        for index, name in enumerate(monitor.models):
+            if index and index % _CHUNK == 0:
+                # 10,000 rows take a while: let probes and readiness answers run between chunks.
+                await asyncio.sleep(0)
+                if name not in monitor:  # removed by a reload meanwhile
+                    continue
+            rows.append(self.row(name))
         store = self._store(request)
         if store is not None:
             figures = await self._history_figures(store, (r["name"] for r in rows))
@@ -492,7 +501,10 @@ class StatusPage:
         )
 
     async def models_json(self, request: Request) -> Response:
-        return JSONResponse(await self.models_body(request))
+        body = await self.models_body(request)
+        # Encoding 10,000 rows is the slow part: off the event loop (the body is a snapshot).
+        encoded = await asyncio.to_thread(json.dumps, body, separators=(",", ":"))
+        return Response(encoded, media_type="application/json")
 
     async def model_json(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -613,9 +625,13 @@ class StatusPage:
             self.clients.discard(client)
             watcher.cancel()
 
-    async def aclose(self) -> None:
+    def close_streams(self) -> None:
+        """End every event stream (a server shutting down waits for open responses)."""
         for client in list(self.clients):
             client.close()
+
+    async def aclose(self) -> None:
+        self.close_streams()
         if self._listening:
             self.monitor.remove_listener(self._on_transition)
             self._listening = False

@@ -219,6 +219,14 @@ def serve(
 
         _loop: asyncio.AbstractEventLoop | None = None
 
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # uvicorn waits for open responses, and a status page's event stream
+            # never ends by itself: end them first (docs/status-page.md).
+            page = getattr(app.state, "status_page", None)
+            if page is not None:
+                page.close_streams()
+            await super().shutdown(sockets=sockets)
+
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             self._loop = asyncio.get_running_loop()
             await super().startup(sockets=sockets)

@@ -153,8 +153,20 @@
       var m = byName[data.model.name];
       if (!m) { m = data.model; byName[m.name] = m; models.push(m); }
       else Object.assign(m, data.model);
-      counts();
-      refilter();
+      schedule();
+    }
+
+    // A storm of transitions (10,000 models starting) costs one filter, sort and draw
+    // per animation frame, not one per event.
+    var scheduled = false;
+    function schedule() {
+      if (scheduled) return;
+      scheduled = true;
+      window.requestAnimationFrame(function () {
+        scheduled = false;
+        counts();
+        refilter();
+      });
     }
 
     function load() {
