@@ -57,7 +57,11 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         ),
     ),
     (2, "toolkit", ("_guard.py", "_redact.py", "_isolation.py", "toolkit/*")),
-    (3, "plugins and instances", ("strategies/*", "notify/*", "_registry.py", "_resolver.py")),
+    (
+        3,
+        "plugins and instances",
+        ("strategies/*", "notify/*", "_plugins.py", "_registry.py", "_resolver.py"),
+    ),
     (
         4,
         "facade and runtime",

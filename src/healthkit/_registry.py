@@ -10,15 +10,31 @@ import importlib
 import importlib.metadata
 import logging
 import os
-import traceback
 import types
 from collections.abc import Iterable, Mapping
 
-import attrs
 import pluggy
 
 from ._errors import StrategyConflictError, UnknownStrategyError
 from ._hookspecs import PROJECT_NAME, HookSpecs
+from ._plugins import (
+    BUILTIN_PLUGIN,
+    DISABLE_ENV_VAR,
+    ENTRY_POINT_GROUP,
+    HOOK_NAME,
+    NOTIFIER_HOOK_NAME,
+    PLUGINS_ENV_VAR,
+    TRACEBACK_ENV_VAR,
+    Loaded,
+    PluginFailure,
+    PluginInfo,
+    describe,
+    dist_of,
+    format_traceback,
+    parse_disabled,
+    parse_names,
+    traceback_enabled,
+)
 from ._registrar import NotifierRegistrar, NotifierType, StrategyRegistrar
 from ._strategy import StrategyType
 
@@ -35,95 +51,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("healthkit.plugins")
-
-ENTRY_POINT_GROUP = "healthkit"
-DISABLE_ENV_VAR = "HEALTHKIT_DISABLE_PLUGINS"
-#: Plugin modules to load without installing them (``healthkit -p MODULE``), comma-separated.
-PLUGINS_ENV_VAR = "HEALTHKIT_PLUGINS"
-#: ``1`` logs each plugin failure with its traceback at WARNING (``healthkit --traceback``).
-TRACEBACK_ENV_VAR = "HEALTHKIT_TRACEBACK"
-BUILTIN_PLUGIN = "healthkit.builtin"
-HOOK_NAME = "healthkit_register_strategies"
-NOTIFIER_HOOK_NAME = "healthkit_register_notifiers"
-
-
-@attrs.frozen(kw_only=True)
-class PluginInfo:
-    """A plugin that loaded, and the strategies it registered."""
-
-    name: str
-    distribution: str | None
-    version: str | None
-    strategies: tuple[str, ...]
-    notifiers: tuple[str, ...] = ()
-
-
-@attrs.frozen(kw_only=True)
-class PluginFailure:
-    """A plugin (or one of its strategies) that could not be used, and why.
-
-    ``stage`` is ``import`` (loading the entry point), ``register`` (the hook
-    raised or the plugin is malformed), ``conflict`` (a strategy name already
-    taken) or ``disabled`` (blocked by ``HEALTHKIT_DISABLE_PLUGINS``).
-    ``traceback`` is the formatted traceback of the exception, if one was raised.
-    """
-
-    name: str
-    distribution: str | None
-    version: str | None
-    stage: str
-    error_type: str
-    message: str
-    traceback: str = attrs.field(default="", eq=False, repr=False)
-
-    def __str__(self) -> str:
-        origin = " ".join(part for part in (self.distribution, self.version) if part)
-        dist = f" ({origin})" if origin else ""
-        return f"{self.name}{dist}: {self.stage} failed: {self.error_type}: {self.message}"
-
-
-def _parse_names(value: str | Iterable[str]) -> tuple[str, ...]:
-    """``"a, b,,c"`` or ``["a", " b"]`` -> ``("a", "b", "c")``, first occurrence kept."""
-    parts = value.split(",") if isinstance(value, str) else value
-    return tuple(dict.fromkeys(part.strip() for part in parts if part.strip()))
-
-
-def _parse_disabled(value: str | Iterable[str]) -> frozenset[str]:
-    return frozenset(_parse_names(value))
-
-
-def traceback_enabled() -> bool:
-    """Whether ``HEALTHKIT_TRACEBACK`` asks for plugin failure tracebacks."""
-    return os.environ.get(TRACEBACK_ENV_VAR, "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _format(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-
-
-def _describe(value: object) -> str:
-    try:
-        text = repr(value)
-    except Exception:  # a plugin's object may fail even at that
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= 80 else f"{text[:77]}..."
-
-
-def _dist_of(ep: importlib.metadata.EntryPoint) -> tuple[str | None, str | None]:
-    dist = getattr(ep, "dist", None)
-    if dist is None:
-        return None, None
-    return dist.metadata["Name"], dist.version
-
-
-@attrs.frozen
-class _Loaded:
-    """A plugin object found, in load order, with where it comes from."""
-
-    plugin: object
-    name: str
-    distribution: str | None
-    version: str | None
 
 
 class StrategyRegistry:
@@ -167,24 +94,24 @@ class StrategyRegistry:
         self._notifiers: dict[str, NotifierType] = {}
         self._plugins: list[PluginInfo] = []
         self._failures: list[PluginFailure] = []
-        self._disabled = _parse_disabled(
+        self._disabled = parse_disabled(
             disabled if disabled is not None else os.environ.get(DISABLE_ENV_VAR, "")
         )
-        self._modules = _parse_names(
+        self._modules = parse_names(
             modules if modules is not None else os.environ.get(PLUGINS_ENV_VAR, "")
         )
-        found: list[_Loaded] = []
+        found: list[Loaded] = []
         if builtins:
             from .strategies import _builtin
 
-            found.append(_Loaded(_builtin, BUILTIN_PLUGIN, "healthkit", _own_version()))
+            found.append(Loaded(_builtin, BUILTIN_PLUGIN, "healthkit", _own_version()))
         for index, plugin in enumerate(plugins):
             name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}#{index}"
-            found.append(_Loaded(plugin, name, None, None))
+            found.append(Loaded(plugin, name, None, None))
         for module_name in self._modules:
             module = self._import_module(module_name)
             if module is not None:
-                found.append(_Loaded(module, module_name, None, None))
+                found.append(Loaded(module, module_name, None, None))
         if entry_points:
             found.extend(self._load_entry_points(taken={item.name for item in found}))
         registered = self._register(found)
@@ -199,7 +126,7 @@ class StrategyRegistry:
             self._fail(name, None, None, "import", type(exc).__name__, str(exc), exc)
             return None
 
-    def _load_entry_points(self, *, taken: set[str]) -> list[_Loaded]:
+    def _load_entry_points(self, *, taken: set[str]) -> list[Loaded]:
         """Import the entry points of group ``healthkit``, sorted by name, each isolated.
 
         Not ``PluginManager.load_setuptools_entrypoints``: it stops at the first
@@ -214,14 +141,14 @@ class StrategyRegistry:
         eps = sorted(
             importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name
         )
-        loaded: list[_Loaded] = []
+        loaded: list[Loaded] = []
         seen: set[str] = set()
         for ep in eps:
             if ep.name in seen:
                 # The same distribution can be visible twice on sys.path.
                 continue
             seen.add(ep.name)
-            dist, version = _dist_of(ep)
+            dist, version = dist_of(ep)
             if self._pm.is_blocked(ep.name) or ep.name in self._disabled:
                 self._fail(
                     ep.name, dist, version, "disabled", "Disabled", f"blocked by {DISABLE_ENV_VAR}"
@@ -232,12 +159,12 @@ class StrategyRegistry:
             except (Exception, SystemExit) as exc:  # a plugin must never take the host down
                 self._fail(ep.name, dist, version, "import", type(exc).__name__, str(exc), exc)
                 continue
-            loaded.append(_Loaded(plugin, ep.name, dist, version))
+            loaded.append(Loaded(plugin, ep.name, dist, version))
         return loaded
 
-    def _register(self, found: list[_Loaded]) -> list[_Loaded]:
+    def _register(self, found: list[Loaded]) -> list[Loaded]:
         """Register every plugin with the plugin manager; those it accepted, in load order."""
-        unique: list[_Loaded] = []
+        unique: list[Loaded] = []
         for item in found:
             # The first of two plugins with one name (or one object twice) keeps it, as
             # the load order promises; pluggy would keep whichever registers first.
@@ -254,7 +181,7 @@ class StrategyRegistry:
                 )
                 continue
             unique.append(item)
-        accepted: list[_Loaded] = []
+        accepted: list[Loaded] = []
         # pluggy calls the most recently registered implementation first: registering
         # in reverse load order makes its call order the load order (within tryfirst,
         # plain and trylast implementations).
@@ -276,7 +203,7 @@ class StrategyRegistry:
         accepted.reverse()
         return accepted
 
-    def _call_hooks(self, registered: list[_Loaded]) -> None:
+    def _call_hooks(self, registered: list[Loaded]) -> None:
         """Call each plugin's hook on its own, in pluggy's order; keep what it added."""
         by_name = {item.name: item for item in registered}
         hook = self._pm.hook.healthkit_register_strategies
@@ -293,7 +220,7 @@ class StrategyRegistry:
                 if returned is not None and returned != []:
                     raise TypeError(
                         f"{HOOK_NAME} must return None (strategies are added with "
-                        f"registrar.add), got {_describe(returned)}"
+                        f"registrar.add), got {describe(returned)}"
                     )
             except (Exception, SystemExit) as exc:  # a plugin must never take the host down
                 self._pm.unregister(item.plugin)
@@ -313,7 +240,7 @@ class StrategyRegistry:
                     )
                 )
 
-    def _call_notifier_hooks(self, by_name: dict[str, _Loaded]) -> dict[str, tuple[str, ...]]:
+    def _call_notifier_hooks(self, by_name: dict[str, Loaded]) -> dict[str, tuple[str, ...]]:
         """Each plugin's ``healthkit_register_notifiers`` on its own, as for strategies.
 
         A plugin whose notifier hook fails keeps its strategies (they are already
@@ -334,7 +261,7 @@ class StrategyRegistry:
                 if returned is not None and returned != []:
                     raise TypeError(
                         f"{NOTIFIER_HOOK_NAME} must return None (notifiers are added with "
-                        f"registrar.add), got {_describe(returned)}"
+                        f"registrar.add), got {describe(returned)}"
                     )
             except (Exception, SystemExit) as exc:  # a plugin must never take the host down
                 self._fail_exc(item, "register", exc)
@@ -354,7 +281,7 @@ class StrategyRegistry:
             added[name] = tuple(accepted)
         return added
 
-    def _accept(self, item: _Loaded, registrar: StrategyRegistrar) -> tuple[str, ...]:
+    def _accept(self, item: Loaded, registrar: StrategyRegistrar) -> tuple[str, ...]:
         accepted: list[str] = []
         for stype in registrar.added:
             existing = self._strategies.get(stype.name)
@@ -369,11 +296,11 @@ class StrategyRegistry:
             accepted.append(stype.name)
         return tuple(accepted)
 
-    def _fail_exc(self, item: _Loaded, stage: str, exc: BaseException) -> None:
+    def _fail_exc(self, item: Loaded, stage: str, exc: BaseException) -> None:
         self._fail_item(item, stage, type(exc).__name__, str(exc), exc)
 
     def _fail_item(
-        self, item: _Loaded, stage: str, etype: str, msg: str, exc: BaseException | None = None
+        self, item: Loaded, stage: str, etype: str, msg: str, exc: BaseException | None = None
     ) -> None:
         self._fail(item.name, item.distribution, item.version, stage, etype, msg, exc)
 
@@ -394,7 +321,7 @@ class StrategyRegistry:
             stage=stage,
             error_type=etype,
             message=msg,
-            traceback="" if exc is None else _format(exc),
+            traceback="" if exc is None else format_traceback(exc),
         )
         self._failures.append(failure)
         # Not a warning on every command: a failure matters when its strategy is
