@@ -236,3 +236,51 @@ async def test_events_stream_transitions_and_drop_a_client_that_falls_behind(
             assert kinds[-1] == "dropped"
         assert page.dropped == 1
         await wait_until(lambda: not page.clients)
+
+
+async def test_with_a_history_store_the_page_shows_uptime_percentiles_and_the_stored_timeline(
+    predictor: OipServer, tmp_path: Any
+) -> None:
+    (tmp_path / "state").mkdir()
+    config = tmp_path / "healthkit.toml"
+    config.write_text(
+        f"""
+[defaults.health_check]
+strategy = "http"
+base_url = "{predictor.url}"
+period = 0.05
+jitter = 0.0
+
+[models.alpha]
+[models.beta]
+
+[history]
+path = "state/history.sqlite"
+flush_interval = 0.05
+"""
+    )
+    app = create_app(HealthKit.from_config(str(config)))
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        store = app.state.history
+        assert store is not None
+        monitor: Monitor = app.state.monitor
+        await wait_until(lambda: monitor.status("alpha") is Status.HEALTHY)
+        predictor.set_state("alpha", "not_ready")
+        await wait_until(lambda: monitor.status("alpha") is Status.UNHEALTHY)
+        await wait_until(lambda: len(store.transitions("alpha")) >= 2 and store.minutes("alpha"))
+        body = (await client.get("/status/api/models")).json()
+        assert body["history"] is True
+        alpha = {m["name"]: m for m in body["models"]}["alpha"]
+        assert set(alpha["uptime"]) == {"24h", "7d", "30d"}
+        assert 0.0 < alpha["uptime"]["24h"] < 100.0  # up, then down
+        assert alpha["p95_ms"] is not None and alpha["p99_ms"] >= alpha["p95_ms"]
+        one = (await client.get("/status/api/models/alpha")).json()
+        assert [(t["old"], t["new"]) for t in one["transitions"]][:2] == [
+            ("healthy", "unhealthy"),
+            ("unknown", "healthy"),
+        ]
+        assert set(one["uptime"]) == {"1h", "24h", "7d", "30d"}
+        assert one["latency_ms"]["24h"]["checks"] > 0 and one["minutes"]
+        view = (await client.get("/status/models/alpha")).text
+        assert "<caption>History</caption>" in view and "<svg" in view
+        assert "No history store" not in view

@@ -22,12 +22,11 @@ import contextlib
 import datetime as dt
 import html
 import importlib.resources
-import inspect
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
@@ -38,6 +37,9 @@ from starlette.types import Receive, Scope, Send
 from .._monitor import Monitor, Transition
 from .._redact import Redactor
 from .._status import Status
+
+if TYPE_CHECKING:
+    from ..history import HistoryStore
 
 __all__ = ["StatusPage"]
 
@@ -81,21 +83,15 @@ def _iso(moment: dt.datetime | None) -> str | None:
 
 
 async def _call(function: Callable[..., Any], *args: Any) -> Any:
-    """Call a history store method, async or not; a sync one runs off the event loop."""
-    if inspect.iscoroutinefunction(function):
-        return await function(*args)
-    result = await asyncio.to_thread(function, *args)
-    if inspect.isawaitable(result):
-        return await result
-    return result
+    """Call a history store read on a worker thread (SQLite must not hold the event loop)."""
+    return await asyncio.to_thread(function, *args)
 
 
 def _percent(value: Any) -> float | None:
     """An uptime as a percentage: the store answers a fraction (0..1) or ``None``."""
     if value is None:
         return None
-    number = float(value)
-    return round(number * 100.0 if number <= 1.0 else number, 3)
+    return round(float(value) * 100.0, 3)
 
 
 class _Client:
@@ -139,7 +135,7 @@ class StatusPage:
         details: bool,
         redactor: Callable[[], Redactor],
         started: Callable[[], Awaitable[Monitor]],
-        history: Any = None,
+        history: HistoryStore | None = None,
         queue_size: int = CLIENT_QUEUE,
         max_clients: int = MAX_CLIENTS,
     ) -> None:
@@ -160,9 +156,9 @@ class StatusPage:
 
     # -- the data ---------------------------------------------------------------------
 
-    def _store(self, request: Request | None) -> Any:
+    def _store(self, request: Request | None) -> HistoryStore | None:
         if request is not None:
-            store = getattr(request.app.state, "history", None)
+            store: HistoryStore | None = getattr(request.app.state, "history", None)
             if store is not None:
                 return store
         return self.history
@@ -206,29 +202,39 @@ class StatusPage:
         # quote from the config (as /health does).
         return self._redactor().data(value) if self.details else value
 
-    async def _history_figures(self, store: Any, names: Iterable[str]) -> dict[str, Any]:
-        """Uptime per list window and p95/p99 over 24 h, per model, cached ``HISTORY_TTL``."""
+    async def _history_figures(self, store: HistoryStore, names: list[str]) -> dict[str, Any]:
+        """Uptime per list window and p95/p99 over 24 h, per model, cached ``HISTORY_TTL``.
+
+        Batch reads (a few queries for every model) on a worker thread: the store's
+        readers are per thread, and SQLite must not hold the event loop.
+        """
         now = time.monotonic()
         cached = self._history_cache
         if cached is not None and cached[1] is store and now - cached[0] < HISTORY_TTL:
             return cached[2]
-        figures: dict[str, Any] = {}
-        utc = dt.datetime.now(dt.timezone.utc)
-        for name in names:
-            try:
-                uptime = {
-                    label: _percent(await _call(store.uptime, name, utc - dt.timedelta(seconds=s)))
-                    for label, s in LIST_WINDOWS.items()
-                }
-                latency = await _call(store.latency, name, utc - dt.timedelta(days=1))
-            except Exception as exc:  # the page shows what it has; history is extra
-                log.warning("status page: history of %s unavailable: %s", name, exc)
-                continue
-            figures[name] = {
-                "uptime": uptime,
-                "p95_ms": None if not latency.checks else round(latency.p95 * 1000.0, 2),
-                "p99_ms": None if not latency.checks else round(latency.p99 * 1000.0, 2),
+
+        def read() -> dict[str, Any]:
+            uptimes = {
+                label: store.uptimes(dt.timedelta(seconds=seconds), models=names)
+                for label, seconds in LIST_WINDOWS.items()
             }
+            latencies = store.latencies(dt.timedelta(days=1), models=names)
+            figures: dict[str, Any] = {}
+            for name in names:
+                latency = latencies.get(name)
+                checked = latency is not None and latency.checks > 0
+                figures[name] = {
+                    "uptime": {label: _percent(u.get(name)) for label, u in uptimes.items()},
+                    "p95_ms": round(latency.p95 * 1000.0, 2) if checked and latency else None,
+                    "p99_ms": round(latency.p99 * 1000.0, 2) if checked and latency else None,
+                }
+            return figures
+
+        try:
+            figures = await asyncio.to_thread(read)
+        except Exception as exc:  # the page shows what it has; history is extra
+            log.warning("status page: history unavailable: %s", exc)
+            figures = {}
         self._history_cache = (now, store, figures)
         return figures
 
@@ -244,7 +250,7 @@ class StatusPage:
             rows.append(self.row(name))
         store = self._store(request)
         if store is not None:
-            figures = await self._history_figures(store, (r["name"] for r in rows))
+            figures = await self._history_figures(store, [r["name"] for r in rows])
             for r in rows:
                 r.update(figures.get(r["name"], {}))
         return {
@@ -286,6 +292,17 @@ class StatusPage:
                     }
                 body["uptime"] = uptime
                 body["latency_ms"] = latency
+                minutes = await _call(store.minutes, name, dt.timedelta(days=1))
+                body["minutes"] = [
+                    {
+                        "start": _iso(m.start),
+                        "checks": m.checks,
+                        "failures": m.failures,
+                        "mean_ms": round(m.latency_mean * 1000.0, 2),
+                        "max_ms": round(m.latency_max * 1000.0, 2),
+                    }
+                    for m in minutes
+                ]
             except Exception as exc:
                 log.warning("status page: history of %s unavailable: %s", name, exc)
         if not self.details:
@@ -467,6 +484,7 @@ class StatusPage:
                     f"<td>{lat['p99']} ms</td></tr>"
                 )
             parts.append("</table>")
+            parts.append(_chart(body.get("minutes", [])))
         else:
             parts.append(
                 '<p class="note">No history store: the timeline holds the transitions kept'
@@ -656,3 +674,31 @@ class StatusPage:
             get("/status/static/{asset}", self.asset),
             Route("/status/events", _Events(), methods=["GET"]),
         ]
+
+
+def _chart(minutes: list[dict[str, Any]]) -> str:
+    """The last 24 h of check latency per minute as inline SVG (mean and max; no script)."""
+    if not minutes:
+        return '<p class="note">No checks stored in the last 24 h.</p>'
+    width, height = 720.0, 140.0
+    top = max(m["max_ms"] for m in minutes) or 1.0
+    first = dt.datetime.fromisoformat(minutes[0]["start"]).timestamp()
+    span = max(60.0, dt.datetime.fromisoformat(minutes[-1]["start"]).timestamp() - first)
+
+    def points(key: str) -> str:
+        return " ".join(
+            f"{(dt.datetime.fromisoformat(m['start']).timestamp() - first) / span * width:.1f},"
+            f"{height - m[key] / top * height:.1f}"
+            for m in minutes
+        )
+
+    failed = sum(m["failures"] for m in minutes)
+    return (
+        f'<figure class="chart"><svg viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
+        f'aria-label="check latency per minute over the last 24 hours, up to {top} ms">'
+        f'<polyline class="max" fill="none" points="{points("max_ms")}"/>'
+        f'<polyline class="mean" fill="none" points="{points("mean_ms")}"/></svg>'
+        f"<figcaption>Latency per minute, last 24 h: mean (solid) and max (dashed), "
+        f"0 to {top} ms; {sum(m['checks'] for m in minutes)} checks, {failed} failed."
+        "</figcaption></figure>"
+    )
