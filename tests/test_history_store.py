@@ -226,3 +226,28 @@ async def test_attached_monitor_records_real_transitions_and_checks(db: str) -> 
     reread = HistoryStore(db, readonly=True)
     assert [t.new for t in reread.transitions("a")] == ["healthy", "unknown"]
     assert reread.transitions("a")[-1].detail == "history: monitor stopped"
+
+
+def test_bulk_reads_agree_with_one_model_reads(db: str) -> None:
+    clock = Clock()
+    t0 = clock.now
+    store = HistoryStore(db, clock=clock)
+    for i, name in enumerate(["a", "b", "c"]):
+        store.record_transition(name, "unknown", "healthy", at=t0 - 7200)
+        store.record_transition(name, "healthy", "unhealthy", at=t0 - 600 * (i + 1))
+        for k in range(5):
+            store.record_check(name, 0.002 * (i + 1) * (k + 1), failed=k == 0, at=t0 - 60 * k)
+    assert store.flush()
+    window = dt.timedelta(hours=1)
+    uptimes = store.uptimes(window)
+    latencies = store.latencies(window)
+    assert set(uptimes) == set(latencies) == {"a", "b", "c"}
+    for name in ("a", "b", "c"):
+        assert uptimes[name] == pytest.approx(store.uptime(name, window))
+        assert latencies[name] == store.latency(name, window)
+    assert store.uptimes(window, models=["a", "ghost"]) == {
+        "a": store.uptime("a", window),
+        "ghost": None,
+    }
+    assert store.latencies(window, models=["ghost"])["ghost"].checks == 0
+    store.close()

@@ -18,7 +18,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -164,6 +164,9 @@ class HistoryStore:
         self._monitors: list[tuple[Monitor, Callable[..., object], Callable[..., object]]] = []
         self._closed = False
         self._writer: threading.Thread | None = None
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         if readonly:
             if not os.path.exists(self.path):
                 raise HistoryError(f"no history file at {self.path!r}")
@@ -346,6 +349,7 @@ class HistoryStore:
         for monitor, _, _ in list(self._monitors):
             self.detach(monitor)
         self._closed = True
+        self._close_readers()
         writer = self._writer
         if writer is None:
             return
@@ -494,11 +498,28 @@ class HistoryStore:
 
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
+        # One connection per reading thread, kept: opening one costs more than most
+        # queries here, and a status page asks about thousands of models.
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         try:
-            with closing(self._connect()) as conn:
-                yield conn
+            if conn is None:
+                conn = self._connect()
+                self._local.conn = conn
+                with self._readers_lock:
+                    self._readers.append(conn)
+            yield conn
         except sqlite3.Error as exc:
+            self._local.conn = None
+            if conn is not None:
+                conn.close()
             raise _problem(self.path, exc) from None
+
+    def _close_readers(self) -> None:
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
+        self._local = threading.local()
 
     def _since(self, since: Since) -> float | None:
         if since is None:
@@ -549,43 +570,60 @@ class HistoryStore:
         until the last evidence stored (a transition or a minute of checks).
         ``None`` when nothing is known.
         """
+        return self._uptimes(since, [model], only=model)[model]
+
+    def uptimes(
+        self, since: Since = None, models: Iterable[str] | None = None
+    ) -> dict[str, float | None]:
+        """:meth:`uptime` of many models (every stored one by default) in three queries."""
+        return self._uptimes(since, None if models is None else list(models))
+
+    def _uptimes(
+        self, since: Since, wanted: list[str] | None, only: str | None = None
+    ) -> dict[str, float | None]:
         start = self._since(since)
         now = self._clock()
+        # ``only``: one model, through the (model, at) index instead of a scan.
+        where, args = ("model = ? AND ", [only]) if only is not None else ("", [])
         with self._reading() as conn:
-            state: str | None = None
+            before: dict[str, str] = {}
             if start is not None:
-                row = conn.execute(
-                    "SELECT new FROM transitions WHERE model = ? AND at < ? "
-                    "ORDER BY at DESC, id DESC LIMIT 1",
-                    (model, start),
-                ).fetchone()
-                state = None if row is None else row[0]
-            rows = conn.execute(
-                "SELECT at, new FROM transitions WHERE model = ? AND at >= ? ORDER BY at, id",
-                (model, -1.0 if start is None else start),
-            ).fetchall()
+                # SQLite gives the bare column ``new`` of the row holding max(at).
+                before = {
+                    m: new
+                    for m, new, _ in conn.execute(
+                        f"SELECT model, new, max(at) FROM transitions WHERE {where}at < ? "
+                        "GROUP BY model",
+                        (*args, start),
+                    )
+                }
+            rows: dict[str, list[tuple[float, str]]] = {}
+            for m, at, new in conn.execute(
+                f"SELECT model, at, new FROM transitions WHERE {where}at >= ? "
+                "ORDER BY model, at, id",
+                (*args, -1.0 if start is None else start),
+            ):
+                rows.setdefault(m, []).append((at, new))
+            last_minutes = dict(
+                conn.execute(
+                    f"SELECT model, max(minute) FROM minutes WHERE {where}1 GROUP BY model", args
+                ).fetchall()
+            )
+        live: set[str] = set()
+        for monitor, _, _ in self._monitors:
+            live.update(monitor.models)
+        names = wanted if wanted is not None else sorted({*before, *rows, *last_minutes})
+        out: dict[str, float | None] = {}
+        for name in names:
+            own = rows.get(name, [])
             end = now
-            if not any(model in m.models for m, _, _ in self._monitors):
-                last_minute = conn.execute(
-                    "SELECT max(minute) FROM minutes WHERE model = ?", (model,)
-                ).fetchone()[0]
-                evidence = [rows[-1][0]] if rows else []
-                if last_minute is not None:
-                    evidence.append(last_minute + 60.0)
+            if name not in live:
+                evidence = [own[-1][0]] if own else []
+                if last_minutes.get(name) is not None:
+                    evidence.append(last_minutes[name] + 60.0)
                 end = min(now, max(evidence, default=-1.0))
-        t = start if start is not None else (rows[0][0] if rows else now)
-        up = down = 0.0
-        for at, new in [*rows, (max(end, t), None)]:
-            span = max(0.0, min(at, end) - t)
-            if state is not None and state != Status.UNKNOWN.value:
-                if Status(state).is_ok:
-                    up += span
-                else:
-                    down += span
-            t = max(t, min(at, end))
-            state = new
-        known = up + down
-        return None if known <= 0 else up / known
+            out[name] = _uptime(before.get(name), own, start, end, now)
+        return out
 
     def minutes(self, model: str, since: Since = None) -> list[MinuteRecord]:
         """Per-minute check figures of ``model``, oldest first."""
@@ -611,6 +649,42 @@ class HistoryStore:
             for r in rows
         ]
 
+    def latencies(
+        self, since: Since = None, models: Iterable[str] | None = None
+    ) -> dict[str, LatencySummary]:
+        """:meth:`latency` of many models (every stored one by default) in one query."""
+        start = self._since(since)
+        sums = ", ".join(f"sum({c})" for c in _BUCKET_COLS)
+        with self._reading() as conn:
+            found = {
+                r[0]: r[1:]
+                for r in conn.execute(
+                    f"SELECT model, min(lat_min), max(lat_max), {sums} FROM minutes "
+                    "WHERE minute >= ? GROUP BY model",
+                    (-1 if start is None else int(start // 60) * 60,),
+                )
+            }
+        names = list(models) if models is not None else sorted(found)
+        empty = LatencySummary(checks=0, p50=0.0, p95=0.0, p99=0.0, min=0.0, max=0.0)
+        out: dict[str, LatencySummary] = {}
+        for name in names:
+            row = found.get(name)
+            counts = list(row[2:]) if row is not None else []
+            checks = sum(counts)
+            if row is None or not checks:
+                out[name] = empty
+                continue
+            lo, hi = row[0], row[1]
+            out[name] = LatencySummary(
+                checks=checks,
+                p50=bucket_percentile(counts, 0.50, lo, hi),
+                p95=bucket_percentile(counts, 0.95, lo, hi),
+                p99=bucket_percentile(counts, 0.99, lo, hi),
+                min=lo,
+                max=hi,
+            )
+        return out
+
     def latency(self, model: str, since: Since = None) -> LatencySummary:
         """p50/p95/p99 (seconds) of ``model``'s checks since ``since``, from the minute buckets.
 
@@ -635,3 +709,22 @@ class HistoryStore:
             min=lo,
             max=hi,
         )
+
+
+def _uptime(
+    state: str | None, rows: list[tuple[float, str]], start: float | None, end: float, now: float
+) -> float | None:
+    """Share of known time up, from the state before ``start`` and the transitions after it."""
+    t = start if start is not None else (rows[0][0] if rows else now)
+    up = down = 0.0
+    for at, new in [*rows, (max(end, t), None)]:
+        span = max(0.0, min(at, end) - t)
+        if state is not None and state != Status.UNKNOWN.value:
+            if Status(state).is_ok:
+                up += span
+            else:
+                down += span
+        t = max(t, min(at, end))
+        state = new
+    known = up + down
+    return None if known <= 0 else up / known
