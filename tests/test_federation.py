@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,6 +32,7 @@ from healthkit import (
     load_config,
 )
 from healthkit.asgi import create_app
+from healthkit.asgi._status_api import status_body
 from healthkit.strategies.federation import FederationConfig, FederationStrategy
 from healthkit.testing import OipServer, SilentServer
 
@@ -123,11 +125,11 @@ async def test_status_api_model_without_a_result_has_no_time_and_is_not_ready() 
         "models": {"alpha": {}},
     }
     monitor = Monitor(HealthKit.from_config(config))
-    app = create_app(monitor)
-    # The monitor is never started: its model has no result.
-    from healthkit.asgi._status_api import status_body
-
-    body = status_body(monitor, details=False, redact=None)
+    try:
+        # Never started: the model has no result yet.
+        body = status_body(monitor, details=False, redact=None)
+    finally:
+        await monitor.aclose()
     assert body["models"]["alpha"] == {
         "status": "unknown",
         "ready": False,
@@ -136,8 +138,7 @@ async def test_status_api_model_without_a_result_has_no_time_and_is_not_ready() 
         "age": None,
         "latency_ms": None,
     }
-    assert app is not None
-    await monitor.aclose()
+    assert (body["status"], body["ready"]) == ("unknown", False)
 
 
 # -- the strategy ---------------------------------------------------------------------------
@@ -321,16 +322,23 @@ MAIN = "from healthkit.cli import main; main()"
 class Served:
     """``healthkit serve`` in a process, on a free port (read from its banner)."""
 
-    def __init__(self, config: dict[str, Any], path: Path) -> None:
+    def __init__(self, config: dict[str, Any], path: Path, port: int = 0) -> None:
         path.write_text(json.dumps(config))
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", MAIN, "serve", str(path), "--port", "0"],
+            [sys.executable, "-c", MAIN, "serve", str(path), "--port", str(port)],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
         )
-        assert self.proc.stdout is not None
-        self.url = self.proc.stdout.readline().strip().rsplit(" ", 1)[-1]
+        self._url: str | None = None
+
+    @property
+    def url(self) -> str:
+        """The URL from the banner (read once: processes started together start in parallel)."""
+        if self._url is None:
+            assert self.proc.stdout is not None
+            self._url = self.proc.stdout.readline().strip().rsplit(" ", 1)[-1]
+        return self._url
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -350,17 +358,22 @@ async def test_workers_sharing_a_sidecar_cost_the_predictor_one_check_per_period
     period = 0.5
     served: list[Served] = []
     try:
+        # A port picked now, so that the workers start alongside the sidecar, not after it.
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
         sidecar = Served(
             sidecar_config(predictor.url, ["alpha", "beta"], period=period, failure_threshold=1),
             tmp_path / "sidecar.json",
+            port=port,
         )
         served.append(sidecar)
-        assert sidecar.url.startswith("http://"), "the sidecar did not start"
+        sidecar_url = f"http://127.0.0.1:{port}"
         worker_config = {
             "defaults": {
                 "health_check": {
                     "strategy": "healthkit",
-                    "base_url": sidecar.url,
+                    "base_url": sidecar_url,
                     # The workers ask often; the sidecar alone decides how often the predictor is.
                     "period": 0.1,
                     "jitter": 0.0,
@@ -369,8 +382,10 @@ async def test_workers_sharing_a_sidecar_cost_the_predictor_one_check_per_period
             },
             "models": {"alpha": {}, "beta": {}},
         }
-        workers = [Served(worker_config, tmp_path / f"worker{i}.json") for i in range(3)]
-        served.extend(workers)
+        for i in range(3):
+            served.append(Served(worker_config, tmp_path / f"worker{i}.json"))
+        workers = served[1:]
+        assert sidecar.url == sidecar_url, "the sidecar did not start"
         async with httpx.AsyncClient() as client:
 
             async def answers(path: str) -> list[int]:
