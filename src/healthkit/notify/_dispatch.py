@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import attrs
-import tenacity
 
 from .._notifier import Notification, NotificationEvent, Notifier, NotifierSpec, event_kind
+from ..toolkit import retrying
 
 if TYPE_CHECKING:
     from .._monitor import Monitor, Transition
@@ -32,6 +32,15 @@ log = logging.getLogger("healthkit.notify")
 LOG_INTERVAL = 60.0
 #: Messages waiting for delivery per notifier; more are dropped (and counted).
 QUEUE_SIZE = 1000
+
+
+@attrs.frozen(kw_only=True)
+class _Backoff:
+    """The retry settings of one delivery, as :func:`healthkit.toolkit.retrying` reads them."""
+
+    retries: int
+    backoff: float = 0.2
+    backoff_max: float = 5.0
 
 
 @attrs.frozen(kw_only=True)
@@ -147,14 +156,10 @@ class _Dispatcher:
 
     async def _deliver(self, notification: Notification) -> None:
         settings = self._settings
-        retrying = tenacity.AsyncRetrying(
-            stop=tenacity.stop_after_attempt(settings.retries + 1),
-            wait=tenacity.wait_exponential(multiplier=0.2, max=5.0),
-            retry=tenacity.retry_if_exception_type(Exception),
-            reraise=True,
-        )
+        # The strategies' retry policy: pauses from 0.2 s doubling up to 5 s, plus jitter.
+        attempts = retrying(_Backoff(retries=settings.retries), retry=Exception)
         try:
-            async for attempt in retrying:
+            async for attempt in attempts:
                 with attempt:
                     await asyncio.wait_for(self.notifier.send(notification), settings.timeout)
         except Exception as exc:
