@@ -21,9 +21,6 @@ import pytest
 
 from _monitor_support import UvicornThread, wait_until
 
-pytest.importorskip("fastapi")
-pytest.importorskip("healthkit_openai")
-
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "openai-server"
 
 
