@@ -209,6 +209,51 @@ async def test_a_sidecar_that_is_down_is_unhealthy_with_a_clear_detail(
     assert result.detail.startswith("upstream healthkit unreachable: connection failed")
 
 
+async def test_concurrent_checks_share_one_status_request(
+    sidecar: tuple[UvicornThread, Monitor],
+) -> None:
+    """A one-shot check of every model (``healthkit check``) runs them concurrently: one
+    request answers them all (before, each model sent its own)."""
+    server, _ = sidecar
+    fed = strategy(server.url)
+    try:
+        names = ["alpha", "beta", "alpha", "nope"]
+        results = await asyncio.gather(*(fed.acheck(Target(model=n)) for n in names))
+        assert fed.requests == 1
+        assert [r.status for r in results] == [
+            Status.HEALTHY,
+            Status.UNHEALTHY,
+            Status.HEALTHY,
+            Status.UNHEALTHY,
+        ]
+        await fed.acheck(Target(model="alpha"))
+        assert fed.requests == 2  # shared while in flight, never cached
+    finally:
+        await fed.aclose()
+
+
+async def test_a_cancelled_check_leaves_the_shared_request_to_the_others() -> None:
+    with SilentServer() as silent:
+        fed = strategy(silent.url, timeout=0.3)
+        try:
+            first = asyncio.ensure_future(fed.acheck(Target(model="alpha")))
+            second = asyncio.ensure_future(fed.acheck(Target(model="beta")))
+            await asyncio.sleep(0)
+            first.cancel()
+            result = await second
+            assert result.status is Status.UNHEALTHY and "timed out" in result.detail
+            # Nothing left in flight: the next check sends its own request.
+            await fed.acheck(Target(model="alpha"))
+            assert fed.requests == 2
+            # A check in flight at close is ended, not left behind.
+            pending = asyncio.ensure_future(fed.acheck(Target(model="alpha")))
+            await asyncio.sleep(0.05)
+        finally:
+            await fed.aclose()
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+
+
 async def test_a_sidecar_that_hangs_is_unhealthy_within_the_timeout() -> None:
     with SilentServer() as silent:
         fed = strategy(silent.url, timeout=0.3)

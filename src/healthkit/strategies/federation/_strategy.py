@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import ssl
@@ -100,6 +101,9 @@ class FederationStrategy:
         )
         #: Status requests sent (each answers every model asked about at once).
         self.requests = 0
+        # The status request in flight: checks that come while it runs (a one-shot check
+        # of every model, on-demand checks of several) share it instead of sending their own.
+        self._inflight: asyncio.Task[_Answer] | None = None
 
     @classmethod
     def create(cls, config: FederationConfig, context: StrategyContext) -> FederationStrategy:
@@ -252,8 +256,24 @@ class FederationStrategy:
         detail += f", checked {age:.1f}s ago"
         return attrs.evolve(made(target, status, detail), checked_at=checked_at)
 
+    def _settled(self, task: asyncio.Task[_Answer]) -> None:
+        if self._inflight is task:
+            self._inflight = None
+        if not task.cancelled():
+            task.exception()  # retrieved, even when every waiter was cancelled meanwhile
+
+    async def _shared(self) -> _Answer:
+        """The answer of the request in flight, or of a new one; a waiter cancelled
+        leaves it to the others (it ends by its own timeout)."""
+        task = self._inflight
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._fetch())
+            self._inflight = task
+            task.add_done_callback(self._settled)
+        return await asyncio.shield(task)
+
     async def acheck_many(self, targets: Sequence[Target]) -> Mapping[Target, CheckResult]:
-        answer = await self._fetch()
+        answer = await self._shared()
         out: dict[Target, CheckResult] = {}
         for target in targets:
             out[target] = attrs.evolve(
@@ -265,6 +285,10 @@ class FederationStrategy:
         return (await self.acheck_many([target]))[target]
 
     async def aclose(self) -> None:
+        task = self._inflight
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task})
         await self._client.aclose()
 
 
