@@ -284,3 +284,39 @@ flush_interval = 0.05
         view = (await client.get("/status/models/alpha")).text
         assert "<caption>History</caption>" in view and "<svg" in view
         assert "No history store" not in view
+
+
+async def test_serve_stops_promptly_with_an_open_event_stream_and_can_leave_the_page_out(
+    predictor: OipServer, tmp_path: Any
+) -> None:
+    from test_serve import Served, write_config
+
+    config = write_config(tmp_path, predictor.url)
+    served = Served(config, "--log-level", "warning", tmp_path=tmp_path)
+    try:
+        # A client that keeps the stream open, as a browser does (a bare socket: no
+        # client library between).
+        host, port = served.url.removeprefix("http://").rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            writer.write(f"GET /status/events HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            head = await asyncio.wait_for(reader.readuntil(b"event: summary"), 5)
+            assert head.startswith(b"HTTP/1.1 200")
+            # uvicorn's graceful shutdown waits for open responses: serve ends the
+            # stream, or SIGINT would leave the process waiting for this client.
+            started = asyncio.get_running_loop().time()
+            code = await asyncio.to_thread(served.stop)
+            assert code == 0, served.stderr
+            assert asyncio.get_running_loop().time() - started < 5
+        finally:
+            writer.close()
+    finally:
+        served.stop()
+    (tmp_path / "x").mkdir()
+    off = Served(config, "--no-status-page", "--log-level", "warning", tmp_path=tmp_path / "x")
+    try:
+        async with httpx.AsyncClient(base_url=off.url, timeout=5) as client:
+            assert (await client.get("/status")).status_code == 404
+            assert (await client.get("/livez")).status_code == 200
+    finally:
+        assert off.stop() == 0, off.stderr

@@ -145,6 +145,12 @@ class _Reloader:
     default="info",
     show_default=True,
 )
+@click.option(
+    "--status-page/--no-status-page",
+    default=True,
+    show_default=True,
+    help="Serve the read-only status page under /status (docs/status-page.md).",
+)
 def serve(
     config: str,
     host: str,
@@ -154,11 +160,13 @@ def serve(
     stall_limit: float,
     progress_periods: float,
     log_level: str,
+    status_page: bool,
 ) -> None:
     """Serve health, readiness and metrics for every model in CONFIG.
 
     Routes: /livez, /readyz, /v2/health/live, /v2/health/ready,
-    /v2/models/{name}/ready, /v1/models/{name}, /health and /metrics. Readiness
+    /v2/models/{name}/ready, /v1/models/{name}, /health and /metrics, and the
+    status page under /status (--no-status-page leaves it out). Readiness
     comes from background probes (each model's period, thresholds and timeout),
     so a burst of requests costs the upstream nothing.
 
@@ -182,6 +190,7 @@ def serve(
         max_in_flight=max_in_flight,
         stall_limit=stall_limit,
         progress_periods=progress_periods,
+        status_page=status_page,
     )
     reloader = _Reloader(config, registry, app.state.monitor)
 
