@@ -47,7 +47,9 @@ async def test_starved_cuts_turn_no_model_not_ready(upstream: OipServer) -> None
         await wait_until(lambda: monitor.stats().ready == len(MODELS), timeout=10.0)
         for _ in range(6):
             await wait_until(lambda: monitor.stats().in_flight > 0, timeout=5.0, interval=0.001)
-            time.sleep(timeout * 2)  # the checker's loop starved: every check in flight is cut
+            # The checker's loop starved (a blocking call on it, on purpose): every check
+            # in flight is cut.
+            time.sleep(timeout * 2)  # noqa: ASYNC251
             await asyncio.sleep(0.01)
             starved_results += sum(
                 1
