@@ -6,8 +6,9 @@ module does not import Starlette, calling a factory does.
 Routes (``GET``/``HEAD``): ``/livez``, ``/readyz``, ``/v2/health/live``,
 ``/v2/health/ready``, ``/v2/models/{name}/ready``,
 ``/v2/models/{name}/versions/{version}/ready``, ``/v1/models/{name}``,
-``/health`` and ``/metrics``; the status page under ``/status``. See ``docs/asgi.md``
-and ``docs/status-page.md``.
+``/health``, ``/metrics`` and ``/v1/status`` (every model in one versioned JSON body, for
+another healthkit: ``docs/federation.md``); the status page under ``/status``. See
+``docs/asgi.md`` and ``docs/status-page.md``.
 """
 
 from __future__ import annotations
