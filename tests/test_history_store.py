@@ -164,11 +164,18 @@ def test_a_full_queue_drops_and_counts_and_logs_once(
 ) -> None:
     store = HistoryStore(db, queue_size=1, flush_interval=60)
     with caplog.at_level(logging.WARNING, logger="healthkit.history"):
-        for _ in range(200):
-            store.record_check("a", 0.01, failed=False)
+        for _ in range(100):
+            store.record_transition("a", "healthy", "unhealthy")
+        # Checks fold into one row per model and minute: a second row is over the bound.
+        for model in ("a", "b"):
+            for _ in range(50):
+                store.record_check(model, 0.01, failed=False)
     stats = store.stats()
-    assert stats.dropped > 0 and stats.queued + stats.dropped == 200
+    assert stats.dropped >= 50 + 1 and stats.queued + stats.dropped == 200
     assert len([r for r in caplog.records if "dropped" in r.getMessage()]) == 1
+    assert store.flush()
+    assert sum(m.checks for m in store.minutes("a")) == 50
+    assert store.minutes("b") == []
     store.close()
 
 

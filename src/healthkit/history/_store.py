@@ -164,6 +164,9 @@ class HistoryStore:
         self._monitors: list[tuple[Monitor, Callable[..., object], Callable[..., object]]] = []
         self._closed = False
         self._writer: threading.Thread | None = None
+        #: Checks folded per (model, minute) until the writer's next batch takes them.
+        self._pending: dict[tuple[str, int], _Minute] = {}
+        self._pending_lock = threading.Lock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -308,7 +311,24 @@ class HistoryStore:
         self, model: str, seconds: float, *, failed: bool, at: float | None = None
     ) -> None:
         """Queue one check's figures for the per-minute aggregate. Never blocks."""
-        self._put(("c", model, self._clock() if at is None else at, seconds, failed))
+        if self._writer is None or self._closed:
+            return
+        key = (model, int((self._clock() if at is None else at) // 60) * 60)
+        # Folded into its minute here, not in the writer: a dict update costs the
+        # caller a microsecond, where a queued tuple per check would keep the writer
+        # thread busy in Python (holding the GIL the event loop waits for).
+        with self._pending_lock:
+            minute = self._pending.get(key)
+            if minute is None:
+                if len(self._pending) >= self._queue.maxsize:
+                    minute = None
+                else:
+                    minute = self._pending[key] = _Minute()
+            if minute is not None:
+                minute.add(seconds, failed)
+                self._queued += 1
+                return
+        self._drop()
 
     def _put(self, item: tuple[Any, ...]) -> None:
         if self._writer is None or self._closed:
@@ -316,17 +336,20 @@ class HistoryStore:
         try:
             self._queue.put_nowait(item)
         except queue.Full:
-            self._dropped += 1
-            now = time.monotonic()
-            if now - self._last_drop_log >= LOG_INTERVAL:
-                self._last_drop_log = now
-                log.warning(
-                    "history %s: writer behind, %d events dropped so far (queue full)",
-                    self.path,
-                    self._dropped,
-                )
+            self._drop()
             return
         self._queued += 1
+
+    def _drop(self) -> None:
+        self._dropped += 1
+        now = time.monotonic()
+        if now - self._last_drop_log >= LOG_INTERVAL:
+            self._last_drop_log = now
+            log.warning(
+                "history %s: writer behind, %d events dropped so far (queue full)",
+                self.path,
+                self._dropped,
+            )
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Block until everything queued so far is written; False on timeout or when closed."""
@@ -380,7 +403,7 @@ class HistoryStore:
     def _write_loop(self) -> None:
         conn: sqlite3.Connection | None = None
         transitions: list[tuple[Any, ...]] = []
-        minutes: dict[tuple[str, int], _Minute] = {}
+        minutes: dict[tuple[str, int], _Minute]
         waiters: list[threading.Event] = []
         last_error_log = -float("inf")
         next_flush = time.monotonic() + self._flush_interval
@@ -395,13 +418,6 @@ class HistoryStore:
                 kind = item[0]
                 if kind == "t":
                     transitions.append(item[1:])
-                elif kind == "c":
-                    _, model, at, seconds, failed = item
-                    key = (model, int(at // 60) * 60)
-                    minute = minutes.get(key)
-                    if minute is None:
-                        minute = minutes[key] = _Minute()
-                    minute.add(seconds, failed)
                 elif kind == "f":
                     waiters.append(item[1])
                 else:
@@ -409,6 +425,8 @@ class HistoryStore:
                 if kind not in ("f", "s") and time.monotonic() < next_flush:
                     continue
             next_flush = time.monotonic() + self._flush_interval
+            with self._pending_lock:
+                minutes, self._pending = self._pending, {}
             if transitions or minutes:
                 try:
                     if conn is None:
