@@ -236,3 +236,16 @@ def test_the_refused_port_fixture_refuses(healthkit_refused_port: int) -> None:
 
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", healthkit_refused_port), timeout=5).close()
+
+
+def test_check_and_validate_say_a_failed_plugin_may_be_why_a_strategy_is_unknown(
+    modules: Path,
+) -> None:
+    (modules / "uses.toml").write_text('[models.a.health_check]\nstrategy = "diag_broken"\n')
+    for command in ("check", "validate"):
+        done = run_cli(modules, "-p", "diag_broken", command, "uses.toml")
+        assert done.returncode == 3, done.stdout + done.stderr
+        out = done.stdout + done.stderr
+        assert "models.a.health_check.strategy: unknown strategy 'diag_broken'" in out
+        assert "plugin 'diag_broken' failed to load: ModuleNotFoundError" in out, out
+        assert "Traceback" not in out

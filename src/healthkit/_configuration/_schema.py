@@ -160,9 +160,12 @@ class SpecParser(Structurer):
             known = self.registry.names()
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
             suggestion = f"did you mean {close[0]!r}? " if close else ""
+            # A plugin that failed to load or is disabled may be where it lives: say so.
+            hint = self.registry.unknown_strategy_hint(name)
             raise self.fail(
                 join(path, "strategy"),
-                f"unknown strategy {name!r}; {suggestion}known strategies: {', '.join(known)}",
+                f"unknown strategy {name!r}; {suggestion}known strategies: {', '.join(known)}"
+                + (f"; {hint}" if hint else ""),
             )
         stype = self.registry.get(name)
         if stype.unavailable:
