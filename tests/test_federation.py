@@ -458,3 +458,10 @@ async def test_workers_sharing_a_sidecar_cost_the_predictor_one_check_per_period
     finally:
         for s in reversed(served):
             s.stop()
+
+
+def test_new_plugin_refuses_the_builtin_name() -> None:
+    from healthkit.cli._new_plugin import plugin_names
+
+    with pytest.raises(ValueError, match="'healthkit' is a built-in strategy"):
+        plugin_names("healthkit")

@@ -26,7 +26,7 @@ __all__ = ["new_plugin", "plugin_names", "write_plugin"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 #: Strategies healthkit itself registers: a plugin of the same name would be refused.
-_BUILTIN = ("composite", "grpc", "http", "noop")
+_BUILTIN = ("composite", "grpc", "healthkit", "http", "noop")
 _SUFFIX = ".tmpl"
 #: Longer names would not fit the generated code's line length.
 _MAX_NAME = 40
