@@ -258,3 +258,30 @@ def test_bulk_reads_agree_with_one_model_reads(db: str) -> None:
     }
     assert store.latencies(window, models=["ghost"])["ghost"].checks == 0
     store.close()
+
+
+async def test_a_locked_file_never_holds_up_probes(db: str) -> None:
+    """Another process holds the file locked (a stand-in for a stuck disk): probes go on."""
+    with OipServer({"a": "ready"}) as predictor:
+        kit = HealthKit.from_config(http_config(predictor.url, ["a"], period=0.02, jitter=0.0))
+        monitor = Monitor(kit)
+        store = HistoryStore(db, flush_interval=0.02)
+        store.attach(monitor)
+        checks: list[float] = []
+        monitor.add_check_listener(lambda event: checks.append(event.seconds))
+        locker = sqlite3.connect(db, isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")  # the writer now waits up to its busy timeout
+        try:
+            await monitor.start()
+            await wait_until(lambda: monitor.is_ready("a"))
+            before = len(checks)
+            await wait_until(lambda: len(checks) >= before + 20)
+            assert monitor.is_ready("a")
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+            await monitor.aclose()
+            await store.aclose()
+    reread = HistoryStore(db, readonly=True)
+    assert [t.new for t in reread.transitions("a")][:1] == ["healthy"]
+    assert sum(m.checks for m in reread.minutes("a")) >= 20
