@@ -47,6 +47,10 @@ MAX_COMPOSITE_DEPTH = 32
 MONITOR_KEYS = tuple(f.name for f in attrs.fields(MonitorSettings))
 
 
+#: Suggested first when a key belongs to several strategies.
+_USUAL_STRATEGIES = ("http", "grpc")
+
+
 @attrs.frozen(kw_only=True)
 class ModelConfig:
     """One model's resolved health check: its strategy spec and monitor settings."""
@@ -131,11 +135,16 @@ class SpecParser(Structurer):
         """For a key that belongs to other strategies: say which, and how to pick one."""
 
         def hint(key: str) -> str | None:
-            owners = [
-                other
-                for other in self.registry.names()
-                if other != name and key in self.strategy_keys(other)
-            ]
+            owners = sorted(
+                (
+                    other
+                    for other in self.registry.names()
+                    if other != name and key in self.strategy_keys(other)
+                ),
+                # The usual strategies first: base_url is also a key of 'healthkit'
+                # (federation), but a user who wrote one most likely means 'http'.
+                key=lambda other: (other not in _USUAL_STRATEGIES, other),
+            )
             if not owners:
                 return None
             listed = ", ".join(repr(o) for o in owners)
