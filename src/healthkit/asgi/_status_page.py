@@ -697,7 +697,17 @@ def _chart(minutes: list[dict[str, Any]]) -> str:
         f'<figure class="chart"><svg viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
         f'aria-label="check latency per minute over the last 24 hours, up to {top} ms">'
         f'<polyline class="max" fill="none" points="{points("max_ms")}"/>'
-        f'<polyline class="mean" fill="none" points="{points("mean_ms")}"/></svg>'
+        f'<polyline class="mean" fill="none" points="{points("mean_ms")}"/>'
+        # One minute is one point, which a polyline does not draw.
+        + (
+            "".join(
+                f'<circle class="mean" r="3" cx="{p.split(",")[0]}" cy="{p.split(",")[1]}"/>'
+                for p in points("mean_ms").split()
+            )
+            if len(minutes) < 3
+            else ""
+        )
+        + "</svg>"
         f"<figcaption>Latency per minute, last 24 h: mean (solid) and max (dashed), "
         f"0 to {top} ms; {sum(m['checks'] for m in minutes)} checks, {failed} failed."
         "</figcaption></figure>"
