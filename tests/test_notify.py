@@ -444,3 +444,16 @@ async def test_failed_deliveries_are_counted_in_metrics(refused_url: str) -> Non
         await monitor.aclose()
     assert 'healthkit_notifications_failed_total{notifier="dead"} 1.0' in text
     assert 'healthkit_notifications_sent_total{notifier="dead"} 0.0' in text
+
+
+async def test_five_hundred_transitions_in_one_window_are_one_message(receiver: Receiver) -> None:
+    notes = _notifications([{"type": "webhook", "url": receiver.url, "storm_window": "0.3s"}])
+    notes.attach(_Fake())
+    for i in range(500):
+        notes.publish(_event(f"model-{i}"))
+    await wait_until(lambda: len(receiver.posts) == 1)
+    await notes.aclose()
+    (post,) = receiver.posts
+    assert post["body"]["count"] == 500 and post["body"]["storm"] is True
+    assert post["body"]["summary"].endswith("and 490 more")
+    assert notes.stats()[0].sent == 1
