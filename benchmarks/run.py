@@ -62,6 +62,7 @@ SECTIONS = (
     "throughput",
     "ray",
     "federation",
+    "status",
 )
 
 # -- helpers ----------------------------------------------------------------------------
@@ -1231,6 +1232,21 @@ def summary(results: dict[str, Any]) -> None:
             "4 federated as 1 (<= 1.25x)",
             f["4 federated"] <= f["1 worker"] * 1.25,
         )
+    if "status" in results:
+        st = results["status"]
+        check(
+            f"readiness p99 with history + page + {st['sse_clients']} SSE clients vs without",
+            f"{st['ratio']:.2f}x ({ms(st['p99_with'])} vs {ms(st['p99_without'])})",
+            "<= 1.2x",
+            st["ratio"] <= 1.2,
+        )
+        if st["paint"] is not None:
+            check(
+                f"status page first paint, {st['paint']['models']:,} models",
+                f"{ms(st['paint']['fcp'])} (all loaded {ms(st['paint']['rows'])})",
+                "< 1 s",
+                st["paint"]["fcp"] < 1.0,
+            )
     table("summary", ["figure", "measured", "target", ""], rows)
 
 
@@ -1311,6 +1327,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 
             results["federation"] = federation_bench.run_federation(
                 opts.quick, predictor=predictor, healthkit_serve=healthkit_serve, table=table
+            )
+        elif section == "status":
+            import status_bench  # benchmarks/status_bench.py
+
+            results["status"] = status_bench.run_status(
+                opts.quick, burst=burst, pct=pct, ms=ms, table=table
             )
     summary(results)
     if opts.json:
