@@ -1331,9 +1331,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif section == "status":
             import status_bench  # benchmarks/status_bench.py
 
-            results["status"] = status_bench.run_status(
-                opts.quick, burst=burst, pct=pct, ms=ms, table=table
-            )
+            results["status"] = status_bench.run_status(opts.quick, pct=pct, ms=ms, table=table)
     summary(results)
     if opts.json:
         opts.json.write_text(json.dumps(results, indent=2, default=str))
