@@ -281,8 +281,12 @@ flush_interval = 0.05
         ]
         assert set(one["uptime"]) == {"1h", "24h", "7d", "30d"}
         assert one["latency_ms"]["24h"]["checks"] > 0 and one["minutes"]
+        assert one["window"] == "24h" and one["minutes"][0]["minutes"] == 1
+        week = (await client.get("/status/api/models/alpha", params={"window": "7d"})).json()
+        assert week["window"] == "7d" and week["minutes"]
         view = (await client.get("/status/models/alpha")).text
         assert "<caption>History</caption>" in view and "<svg" in view
+        assert 'href="?window=30d"' in view and "<b>24h</b>" in view
         assert "No history store" not in view
 
 
@@ -320,3 +324,29 @@ async def test_serve_stops_promptly_with_an_open_event_stream_and_can_leave_the_
             assert (await client.get("/livez")).status_code == 200
     finally:
         assert off.stop() == 0, off.stderr
+
+
+def test_a_30_day_chart_groups_minutes_into_at_most_720_points() -> None:
+    from healthkit.asgi._status_page import CHART_POINTS, _grouped
+    from healthkit.history import MinuteRecord
+
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    minutes = [
+        MinuteRecord(
+            model="alpha",
+            start=start + dt.timedelta(minutes=i),
+            checks=2,
+            failures=i % 2,
+            latency_min=0.001,
+            latency_mean=0.002 if i % 60 else 0.004,
+            latency_max=0.010 if i == 61 else 0.003,
+            buckets=(),
+        )
+        for i in range(30 * 24 * 60)
+    ]
+    points = _grouped(minutes)
+    assert len(points) == CHART_POINTS and points[0]["minutes"] == 60
+    assert sum(p["checks"] for p in points) == 2 * len(minutes)
+    assert sum(p["failures"] for p in points) == len(minutes) // 2
+    # Weighted mean of one group: one minute at 4 ms, 59 at 2 ms; the max is kept.
+    assert points[1]["mean_ms"] == round((4 + 59 * 2) / 60, 2) and points[1]["max_ms"] == 10.0

@@ -64,6 +64,8 @@ HISTORY_TTL = 30.0
 #: Uptime windows of the list, and of the per-model view.
 LIST_WINDOWS = {"24h": 86400.0, "7d": 7 * 86400.0, "30d": 30 * 86400.0}
 MODEL_WINDOWS = {"1h": 3600.0, **LIST_WINDOWS}
+#: Points of the per-model latency chart at most (a 30-day window groups 60 minutes each).
+CHART_POINTS = 720
 
 _SYMBOL = {
     Status.HEALTHY: "\u2714",  # check mark
@@ -260,8 +262,14 @@ class StatusPage:
             "models": self._redacted(rows),
         }
 
-    async def model_body(self, name: str, request: Request | None = None) -> dict[str, Any]:
+    async def model_body(
+        self, name: str, request: Request | None = None, *, window: str = "24h"
+    ) -> dict[str, Any]:
+        """One model; with history, its latency per minute over ``window`` (at most
+        ``CHART_POINTS`` points: longer windows group minutes)."""
         monitor = await self._started()
+        if window not in MODEL_WINDOWS:
+            window = "24h"
         row = self.row(name)
         store = self._store(request)
         transitions: list[dict[str, Any]] = [
@@ -292,17 +300,11 @@ class StatusPage:
                     }
                 body["uptime"] = uptime
                 body["latency_ms"] = latency
-                minutes = await _call(store.minutes, name, dt.timedelta(days=1))
-                body["minutes"] = [
-                    {
-                        "start": _iso(m.start),
-                        "checks": m.checks,
-                        "failures": m.failures,
-                        "mean_ms": round(m.latency_mean * 1000.0, 2),
-                        "max_ms": round(m.latency_max * 1000.0, 2),
-                    }
-                    for m in minutes
-                ]
+                minutes = await _call(
+                    store.minutes, name, dt.timedelta(seconds=MODEL_WINDOWS[window])
+                )
+                body["window"] = window
+                body["minutes"] = _grouped(minutes)
             except Exception as exc:
                 log.warning("status page: history of %s unavailable: %s", name, exc)
         if not self.details:
@@ -450,7 +452,9 @@ class StatusPage:
                 f'<p><a href="{base}">All models</a></p></body></html>',
                 status_code=404,
             )
-        body = await self.model_body(name, request)
+        body = await self.model_body(
+            name, request, window=request.query_params.get("window", "24h")
+        )
         row = body["model"]
         parts = [
             self._head(f"{name} - healthkit status", base),
@@ -484,7 +488,14 @@ class StatusPage:
                     f"<td>{lat['p99']} ms</td></tr>"
                 )
             parts.append("</table>")
-            parts.append(_chart(body.get("minutes", [])))
+            links = " \u00b7 ".join(
+                f"<b>{label}</b>"
+                if label == body.get("window")
+                else f'<a href="?{urlencode({"window": label})}">{label}</a>'
+                for label in MODEL_WINDOWS
+            )
+            parts.append(f'<p class="windows">Latency chart: {links}</p>')
+            parts.append(_chart(body.get("minutes", []), body.get("window", "24h")))
         else:
             parts.append(
                 '<p class="note">No history store: the timeline holds the transitions kept'
@@ -529,7 +540,8 @@ class StatusPage:
         monitor = await self._started()
         if name not in monitor:
             return JSONResponse({"error": f"model {name} not found"}, status_code=404)
-        return JSONResponse(await self.model_body(name, request))
+        window = request.query_params.get("window", "24h")
+        return JSONResponse(await self.model_body(name, request, window=window))
 
     # -- Server-Sent Events -------------------------------------------------------------
 
@@ -676,10 +688,31 @@ class StatusPage:
         ]
 
 
-def _chart(minutes: list[dict[str, Any]]) -> str:
-    """The last 24 h of check latency per minute as inline SVG (mean and max; no script)."""
+def _grouped(minutes: list[Any]) -> list[dict[str, Any]]:
+    """Minute records as chart points; more than ``CHART_POINTS`` are grouped in runs."""
+    size = max(1, -(-len(minutes) // CHART_POINTS))
+    points = []
+    for i in range(0, len(minutes), size):
+        run = minutes[i : i + size]
+        checks = sum(m.checks for m in run)
+        mean = sum(m.latency_mean * m.checks for m in run) / checks if checks else 0.0
+        points.append(
+            {
+                "start": _iso(run[0].start),
+                "minutes": len(run),
+                "checks": checks,
+                "failures": sum(m.failures for m in run),
+                "mean_ms": round(mean * 1000.0, 2),
+                "max_ms": round(max(m.latency_max for m in run) * 1000.0, 2),
+            }
+        )
+    return points
+
+
+def _chart(minutes: list[dict[str, Any]], window: str) -> str:
+    """Check latency over ``window`` as inline SVG (mean and max per point; no script)."""
     if not minutes:
-        return '<p class="note">No checks stored in the last 24 h.</p>'
+        return f'<p class="note">No checks stored in the last {window}.</p>'
     width, height = 720.0, 140.0
     top = max(m["max_ms"] for m in minutes) or 1.0
     first = dt.datetime.fromisoformat(minutes[0]["start"]).timestamp()
@@ -695,7 +728,7 @@ def _chart(minutes: list[dict[str, Any]]) -> str:
     failed = sum(m["failures"] for m in minutes)
     return (
         f'<figure class="chart"><svg viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
-        f'aria-label="check latency per minute over the last 24 hours, up to {top} ms">'
+        f'aria-label="check latency over the last {window}, up to {top} ms">'
         f'<polyline class="max" fill="none" points="{points("max_ms")}"/>'
         f'<polyline class="mean" fill="none" points="{points("mean_ms")}"/>'
         # One minute is one point, which a polyline does not draw.
@@ -708,7 +741,8 @@ def _chart(minutes: list[dict[str, Any]]) -> str:
             else ""
         )
         + "</svg>"
-        f"<figcaption>Latency per minute, last 24 h: mean (solid) and max (dashed), "
+        f"<figcaption>Latency, last {window} ({minutes[0]['minutes']} min per point): "
+        "mean (solid) and max (dashed), "
         f"0 to {top} ms; {sum(m['checks'] for m in minutes)} checks, {failed} failed."
         "</figcaption></figure>"
     )
