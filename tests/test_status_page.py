@@ -69,6 +69,9 @@ async def test_html_lists_models_without_javascript_filter_and_search_by_query(
     )
     async with app.router.lifespan_context(app), client_for(app) as client:
         await checked(app, *predictor.models)
+        head = await asyncio.wait_for(client.head("/status/events"), 5)  # never an endless body
+        assert head.status_code == 200
+        assert head.headers["content-type"].startswith("text/event-stream")
         page = await client.get("/status")
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")
@@ -144,6 +147,7 @@ async def test_status_page_off_leaves_no_route(predictor: OipServer) -> None:
     async with app.router.lifespan_context(app), client_for(app) as client:
         for path in ("/status", "/status/api/models", "/status/events"):
             assert (await client.get(path)).status_code == 404
+            assert (await client.head(path)).status_code == 404
         assert (await client.get("/readyz")).status_code in (200, 503)
 
 

@@ -592,6 +592,10 @@ class StatusPage:
     async def events(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``GET /status/events``: a raw ASGI endpoint, so a slow client is cut, not awaited."""
         await self._started()
+        if scope.get("method") == "HEAD":  # the headers only: a stream has no end to wait for
+            response = Response(media_type="text/event-stream")
+            await response(scope, receive, send)
+            return
         if len(self.clients) >= self.max_clients:
             response = JSONResponse({"error": "too many status page clients"}, status_code=503)
             await response(scope, receive, send)
