@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import heapq
 import itertools
 import logging
@@ -56,8 +55,8 @@ class Scheduler:
         self._random = random.Random(seed)
         self._heap: list[tuple[float, int, str, int]] = []
         self._seq = itertools.count()
-        # An Event binds to a loop on first use (Python >= 3.10): creating it here is safe.
-        self._wake = asyncio.Event()
+        #: The future the scheduler sleeps on (``None`` while it runs a tick).
+        self._waiter: asyncio.Future[None] | None = None
         self._sleep_until = math.inf
         self._batch_capable: dict[int, bool] = {}
         self.task: asyncio.Task[None] | None = None
@@ -81,7 +80,7 @@ class Scheduler:
         st.due = due
         heapq.heappush(self._heap, (due, next(self._seq), st.name, st.generation))
         if due < self._sleep_until:
-            self._wake.set()
+            self._wake()
 
     def forget(self, spec_id: int) -> None:
         """The instance is gone (a later equal spec is a new one)."""
@@ -92,17 +91,35 @@ class Scheduler:
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name="healthkit-monitor")
 
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _sleep(self, loop: asyncio.AbstractEventLoop, until: float) -> None:
+        """Sleep until loop time ``until`` (``inf``: until woken) or until :meth:`_wake`.
+
+        A bare future and a timer, not ``asyncio.wait_for(event.wait(), delay)``: on
+        Python 3.11 that can swallow a cancellation that races with the event being
+        set, and the monitor's ``aclose`` then waited forever for this task.
+        """
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_at(until, self._wake) if until != math.inf else None
+        self._sleep_until = until
+        try:
+            await waiter
+        finally:
+            self._sleep_until = -math.inf
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            self._wake.clear()
             now = loop.time()
             if not self._heap or self._heap[0][0] > now + _TICK:
-                self._sleep_until = self._heap[0][0] if self._heap else math.inf
-                delay = None if not self._heap else self._heap[0][0] - now
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
-                self._sleep_until = -math.inf
+                await self._sleep(loop, self._heap[0][0] if self._heap else math.inf)
                 continue
             try:
                 self._launch_due(loop.time())
