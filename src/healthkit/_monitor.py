@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from ._config import ServerConfig
 from ._errors import ClosedError
-from ._guard import deadline_for
+from ._guard import abandon, deadline_for
 from ._healthkit import HealthKit
 from ._monitoring._checks import DEFAULT_MAX_ON_DEMAND_TARGETS, Checks
 from ._monitoring._models import Models
@@ -153,7 +153,14 @@ class Monitor:
         tasks = [t for t in (self._scheduler.task, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            # Bounded: an async transition listener (user code) that swallows its
+            # cancellation is left behind, never awaited forever.
+            _, stuck = await asyncio.wait(tasks, timeout=_ABANDON_GRACE)
+            for task in stuck:
+                abandon(task)
+            if stuck:
+                log.warning("%d listener task(s) ignored cancellation at close", len(stuck))
         self._runner.close()
         self._checks.fail_all(ClosedError("monitor closed while the check ran"))
         # Checks get a moment to end after cancellation (one that ignores it, more).
