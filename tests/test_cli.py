@@ -666,7 +666,7 @@ def test_plugins_json_lists_strategies_and_failures(plugin_dists: Path) -> None:
     result = run("plugins", "--format", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"strategies", "failures"}
+    assert set(data) == {"strategies", "notifiers", "failures"}
     keys = {"name", "plugin", "distribution", "version", "description", "unavailable"}
     assert all(set(s) == keys for s in data["strategies"])
     strategies = {s["name"]: s for s in data["strategies"]}
