@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import json
+import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import click
@@ -154,13 +157,52 @@ async def _run(echo: Callable[[str], None]) -> None:
             )
 
 
+def _serve_demo(ctx: click.Context, port: int) -> None:
+    """The demo config, history on, served with ``healthkit serve`` until SIGTERM or Ctrl-C."""
+    from ._serve import serve
+
+    with (
+        tempfile.TemporaryDirectory(prefix="healthkit-demo-") as tmp,
+        OipServer(DEMO_MODELS) as server,
+    ):
+        config = demo_config(server.url)
+        # History is on in the demo: the status page shows uptime and latency figures.
+        config["history"] = {"path": str(Path(tmp) / "history.sqlite")}
+        path = Path(tmp) / "healthkit-demo.json"
+        path.write_text(json.dumps(config, indent=2))
+        click.echo(f"Open Inference Protocol server on {server.url}")
+        click.echo("Status page: /status on the address below (Ctrl-C to stop)")
+        ctx.invoke(serve, config=str(path), port=port, show_details="always")
+
+
 @click.command()
-def demo() -> None:
+@click.option(
+    "--serve",
+    "serve_",
+    is_flag=True,
+    help="Keep running: serve the demo config (history on) with its status page.",
+)
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="With --serve: the port to listen on (0: any free port).",
+)
+@click.pass_context
+def demo(ctx: click.Context, serve_: bool, port: int) -> None:
     """Check a built-in loopback model server with per-model strategies.
 
     Starts a small Open Inference Protocol server on a free loopback port
     (models ready, not ready and flaky), checks it twice with a config in
     which models use different strategies and several share one instance,
     prints the results and the dedupe figure, stops everything and exits 0.
+
+    With --serve it keeps running instead: ``healthkit serve`` on the demo
+    config, with history on and the status page at /status, until SIGTERM or
+    Ctrl-C (exit 0).
     """
+    if serve_:
+        _serve_demo(ctx, port)
+        return
     asyncio.run(_run(click.echo))
