@@ -60,6 +60,7 @@ SECTIONS = (
     "hung",
     "outage",
     "throughput",
+    "scale",
     "ray",
     "federation",
     "status",
@@ -182,44 +183,59 @@ def healthkit_serve(config: dict[str, Any]) -> Iterator[str]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "healthkit.json"
         path.write_text(json.dumps(config))
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from healthkit.cli import main; main()",
-                "serve",
-                str(path),
-                "--port",
-                "0",
-                "--log-level",
-                "warning",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        try:
-            assert proc.stdout is not None
-            banner = proc.stdout.readline().strip()
-            if not banner:
-                raise RuntimeError("healthkit serve did not start")
-            yield banner.rsplit(" ", 1)[-1]
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
-            if proc.stdout is not None:
-                proc.stdout.close()
+        with healthkit_serve_file(path) as url:
+            yield url
 
 
-async def burst(url: str, path: str, count: int) -> tuple[float, list[float], dict[int, int]]:
-    """``count`` concurrent GETs, one per connection: wall time, latencies, status counts."""
+@contextlib.contextmanager
+def healthkit_serve_file(path: Path) -> Iterator[str]:
+    """``healthkit serve PATH`` on a free port; yields its URL."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from healthkit.cli import main; main()",
+            "serve",
+            str(path),
+            "--port",
+            "0",
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline().strip()
+        if not banner:
+            raise RuntimeError("healthkit serve did not start")
+        yield banner.rsplit(" ", 1)[-1]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+async def burst(
+    url: str, path: str | Sequence[str], count: int
+) -> tuple[float, list[float], dict[int, int]]:
+    """``count`` concurrent GETs, one per connection: wall time, latencies, status counts.
+
+    ``path`` may be one path per request.
+    """
     host, port = url.removeprefix("http://").rsplit(":", 1)
-    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+    paths = [path] * count if isinstance(path, str) else list(path)
+    requests = iter(
+        f"GET {p} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode() for p in paths
+    )
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     gate = asyncio.Event()
 
-    async def one() -> None:
+    async def one(request: bytes) -> None:
         await gate.wait()
         start = time.perf_counter()
         reader, writer = await asyncio.open_connection(host, int(port))
@@ -235,7 +251,7 @@ async def burst(url: str, path: str, count: int) -> tuple[float, list[float], di
         latencies.append(time.perf_counter() - start)
         statuses[status] = statuses.get(status, 0) + 1
 
-    tasks = [asyncio.ensure_future(one()) for _ in range(count)]
+    tasks = [asyncio.ensure_future(one(next(requests))) for _ in range(count)]
     await asyncio.sleep(0)
     start = time.perf_counter()
     gate.set()
@@ -1026,6 +1042,135 @@ def constant_main() -> None:
     ).run()
 
 
+def scale_toml(models: int, period: float) -> str:
+    """``models`` noop models over 10 configs (the monitor's own cost is what is measured)."""
+    head = f'[defaults.health_check]\nstrategy = "noop"\nperiod = {period}\n'
+    return head + "".join(
+        f"[models.m{i}.health_check]\ntimeout = {1 + i % 10}\n" for i in range(models)
+    )
+
+
+def run_scale(quick: bool) -> dict[str, Any]:
+    """100,000 models in one process (20,000 with --quick), 60 s period, noop strategy:
+    config load + start vs the TOML parse, CPU per probe, probe lateness, and readiness
+    answers under a burst vs ``/livez`` on ``healthkit serve`` with the same file."""
+    models, period = (20_000, 60.0) if quick else (100_000, 60.0)
+    duration = 30.0 if quick else 75.0
+    with child("_scale", str(models), str(period), str(duration)) as proc:
+        out: dict[str, Any] = json.loads(proc.banner)
+    n, rounds = 1000, 4 if quick else 8
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "healthkit.toml"
+        path.write_text(scale_toml(models, period))
+        with healthkit_serve_file(path) as url:
+            # /readyz: every model has a result (the first round is spread over jitter x period).
+            asyncio.run(poll_ready(url, "/readyz", timeout=120.0))
+            p99s: dict[str, list[float]] = {"ready": [], "livez": []}
+            order = ["ready", "livez"]
+            offset = 0
+            for _ in range(rounds):
+                for key in order:
+                    if key == "ready":  # a different model for each request
+                        paths = [f"/v2/models/m{(offset + i) % models}/ready" for i in range(n)]
+                        offset += n
+                    else:
+                        paths = ["/livez"] * n
+                    _, lat, statuses = asyncio.run(burst(url, paths, n))
+                    if set(statuses) != {200}:
+                        raise RuntimeError(f"scale burst at {key}: {statuses}")
+                    p99s[key].append(pct(lat, 0.99))
+                order.reverse()
+    out["ready_p99"] = statistics.median(p99s["ready"])
+    out["livez_p99"] = statistics.median(p99s["livez"])
+    out["ready_ratio"] = out["ready_p99"] / max(out["livez_p99"], 1e-9)
+    out["load_start_ratio"] = (out["load"] + out["start"]) / out["parse"]
+    table(
+        f"scale: {models:,} models over 10 configs in one process, period {period:g} s"
+        f" (noop strategy), {duration:g} s from start()",
+        ["figure", "measured", "note"],
+        [
+            ["tomllib.loads", ms(out["parse"]), ""],
+            ["load_config", ms(out["load"]), "includes the parse"],
+            ["HealthKit + Monitor, astart + start", ms(out["start"]), ""],
+            ["(load + start) / parse", f"{out['load_start_ratio']:.1f}x", "target <= 10x"],
+            ["RSS with a result per model", kib(out["rss"]), f"{out['rss'] / models:,.0f} B/model"],
+            ["probes", f"{out['probes']:,}", f"first round spread over {0.1 * period:g} s"],
+            ["CPU per probe", f"{out['cpu_per_probe'] * 1e6:.1f} us", "target <= 20 us"],
+            ["CPU", f"{out['cpu'] * 100:.1f} % of one core", "whole run"],
+            [
+                "lateness p50 / p99 / max",
+                " / ".join(ms(out[k]) for k in ("p50", "p99", "max")),
+                "every probe of the run; target p99 < 100 ms",
+            ],
+            [f"burst of {n}: readiness p99 (distinct models)", ms(out["ready_p99"]), ""],
+            [
+                f"burst of {n}: /livez p99",
+                ms(out["livez_p99"]),
+                f"readiness / livez = {out['ready_ratio']:.2f}x (target <= 1.5x)",
+            ],
+        ],
+    )
+    return out
+
+
+def scale_main(models: int, period: float, duration: float) -> None:
+    import tomllib
+
+    from healthkit import HealthKit, Monitor, StrategyRegistry, load_config
+
+    async def main() -> dict[str, Any]:
+        text = scale_toml(models, period)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "healthkit.toml"
+            path.write_text(text)
+            start = time.perf_counter()
+            tomllib.loads(text)
+            parse = time.perf_counter() - start
+            del text
+            registry = StrategyRegistry()
+            registry.names()  # plugins load once per process, not per config
+            before = rss_bytes()
+            start = time.perf_counter()
+            config = load_config(path, registry=registry)
+            load = time.perf_counter() - start
+        start = time.perf_counter()
+        monitor = Monitor(HealthKit(config, registry=registry))
+        await monitor.kit.astart()
+        await monitor.start()
+        started = time.perf_counter() - start
+        # Every probe of the run, not the monitor's recent window.
+        lateness: collections.deque[float] = collections.deque()
+        monitor._scheduler.lateness = lateness
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        checks0 = monitor.stats().checks
+        await asyncio.sleep(duration)
+        cpu = time.process_time() - cpu0
+        wall = time.perf_counter() - wall0
+        probes = monitor.stats().checks - checks0
+        with_result = sum(monitor.last_result(m) is not None for m in monitor.models)
+        rss = rss_bytes() - before
+        samples = sorted(lateness)
+        await monitor.aclose()
+        return {
+            "models": models,
+            "period": period,
+            "duration": duration,
+            "parse": parse,
+            "load": load,
+            "start": started,
+            "rss": rss,
+            "with_result": with_result,
+            "probes": probes,
+            "cpu": cpu / wall,
+            "cpu_per_probe": cpu / max(probes, 1),
+            "p50": pct(samples, 0.5),
+            "p99": pct(samples, 0.99),
+            "max": samples[-1] if samples else 0.0,
+        }
+
+    print(json.dumps(asyncio.run(main())), flush=True)
+
+
 def run_coldstart(quick: bool) -> dict[str, Any]:
     """Wall time of a one-shot ``healthkit check CONFIG --model m`` (one http model on the
     loopback predictor) vs ``python -c "import httpx; httpx.get(URL)"`` (target <= 1.2x),
@@ -1114,7 +1259,35 @@ def run_coldstart(quick: bool) -> dict[str, Any]:
     return out
 
 
-def summary(results: dict[str, Any]) -> None:
+def versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for dist in (
+        "model-healthkit",
+        "httpx",
+        "starlette",
+        "uvicorn",
+        "uvloop",
+        "httptools",
+        "attrs",
+    ):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[dist] = metadata.version(dist)
+    return out
+
+
+def compare(old: dict[str, Any], results: dict[str, Any]) -> None:
+    """Each summary row of this run beside the same row of an older ``--json`` file."""
+    before = {row[0]: row[1] for row in old.get("summary", [])}
+    rows = [
+        [r[0], before.get(r[0], "(not measured)"), r[1], r[3]] for r in summary(results, quiet=True)
+    ]
+    when = old.get("meta", {}).get("date", "?")
+    table(f"compare with the run of {when}", ["figure", "then", "now", "now vs target"], rows)
+
+
+def summary(results: dict[str, Any], *, quiet: bool = False) -> list[list[str]]:
     rows: list[list[object]] = []
 
     def check(name: str, figure: str, target: str, ok: bool) -> None:
@@ -1247,7 +1420,36 @@ def summary(results: dict[str, Any]) -> None:
                 "< 1 s",
                 st["paint"]["fcp"] < 1.0,
             )
-    table("summary", ["figure", "measured", "target", ""], rows)
+    if "scale" in results:
+        c = results["scale"]
+        where = f"{c['models']:,} models"
+        check(
+            f"config load + start vs TOML parse, {where}",
+            f"{c['load_start_ratio']:.1f}x",
+            "<= 10x",
+            c["load_start_ratio"] <= 10,
+        )
+        check(
+            f"scheduler CPU per probe, {where}",
+            f"{c['cpu_per_probe'] * 1e6:.1f} us",
+            "<= 20 us (baseline ~47 us)",
+            c["cpu_per_probe"] <= 20e-6,
+        )
+        check(
+            f"probe lateness p99, {where}, period {c['period']:g} s",
+            ms(c["p99"]),
+            "< 100 ms",
+            c["p99"] < 0.1,
+        )
+        check(
+            f"readiness p99 vs /livez under a burst, {where}",
+            f"{c['ready_ratio']:.2f}x",
+            "<= 1.5x",
+            c["ready_ratio"] <= 1.5,
+        )
+    if not quiet:
+        table("summary", ["figure", "measured", "target", ""], rows)
+    return [[str(c) for c in row] for row in rows]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -1256,6 +1458,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         helper, args = argv[0], argv[1:]
         if helper == "_predictor":
             predictor_main(int(args[0]))
+        elif helper == "_scale":
+            scale_main(int(args[0]), float(args[1]), float(args[2]))
         elif helper == "_constant":
             constant_main()
         elif helper == "_baseline":
@@ -1277,6 +1481,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="clients built for the one-client-per-model baseline (scaled to 10,000; default 1000)",
     )
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="OLD.json",
+        help="print each summary figure of this run beside the same figure in OLD.json",
+    )
     opts = parser.parse_args(argv)
     # Transitions are logged at WARNING; a thousand of them would bury the figures.
     logging.getLogger("healthkit").setLevel(logging.ERROR)
@@ -1316,6 +1526,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
         elif section == "throughput":
             results["throughput"] = run_throughput(opts.quick)
+        elif section == "scale":
+            results["scale"] = run_scale(opts.quick)
         elif section == "outage":
             results["outage"] = faults.run_outage(opts.quick, table=table)
         elif section == "ray":
@@ -1332,9 +1544,21 @@ def main(argv: Sequence[str] | None = None) -> None:
             import status_bench  # benchmarks/status_bench.py
 
             results["status"] = status_bench.run_status(opts.quick, pct=pct, ms=ms, table=table)
-    summary(results)
+    rows = summary(results)
+    meta = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "python": sys.version.split()[0],
+        "machine": f"{os.uname().sysname} {os.uname().machine}, {os.cpu_count()} CPUs",
+        "load_average": os.getloadavg()[0],
+        "quick": opts.quick,
+        "sections": sections,
+        "versions": versions(),
+    }
+    if opts.compare:
+        compare(json.loads(opts.compare.read_text()), results)
     if opts.json:
-        opts.json.write_text(json.dumps(results, indent=2, default=str))
+        payload = {"meta": meta, "summary": rows, "results": results}
+        opts.json.write_text(json.dumps(payload, indent=2, default=str))
 
 
 if __name__ == "__main__":
