@@ -3,9 +3,14 @@
     python benchmarks/run.py            # everything (about three minutes on 2 cores)
     python benchmarks/run.py --quick    # shorter runs and smaller baselines (about a minute)
     python benchmarks/run.py burst sweep --json results.json
+    python benchmarks/run.py --compare benchmarks/results/OLD.json
 
 Sections (see docs/performance.md for what each one measures and why):
 
+* coldstart  a one-shot ``healthkit check`` process vs ``python -c "import httpx; httpx.get(URL)"``.
+* throughput readiness requests/s on ``healthkit serve`` vs a bare Starlette constant (keep-alive).
+* scale      100,000 models (20,000 quick): load + start vs TOML parse, CPU per probe,
+             lateness of every probe, readiness burst vs /livez.
 * burst      1,000 concurrent readiness requests at ``healthkit serve`` vs a baseline
              server that checks the predictor per request, as KServe does.
 * dedupe     RSS and client count: 10,000 models over 10 configs vs one client per model.
