@@ -70,7 +70,8 @@ def test_the_template_fills_in_the_served_name_and_the_target_carries_the_versio
         ("{name}-v3", "bad template field {name}"),
         ("{model!r}", "bad template field {model}"),
         ("{model", "bad template"),
-        ("team/{model}", "upstream model name must not contain '/'"),
+        ("team//{model}", "must not have an empty, '.' or '..' part between slashes"),
+        ("team/../{model}", "must not have an empty, '.' or '..' part between slashes"),
         ("..", "must not be '..'"),
         (3, "expected a string, got 3"),
     ],
@@ -83,6 +84,13 @@ def test_a_bad_upstream_model_names_its_path(
         load_config(raw, registry=healthkit_registry)
     text = str(info.value)
     assert "models.alpha.upstream_model" in text and message in text
+
+
+def test_an_upstream_name_may_hold_a_slash(healthkit_registry: StrategyRegistry) -> None:
+    # vLLM's default model ids carry the organisation ("meta-llama/Llama-3.1-8B-Instruct").
+    raw = {"models": {"llama": {"upstream_model": "meta-llama/{model}-3.1"}}}
+    config = load_config(raw, registry=healthkit_registry)
+    assert config.models["llama"].upstream_model == "meta-llama/llama-3.1"
 
 
 def test_two_models_that_would_be_one_check_are_refused(

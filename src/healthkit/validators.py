@@ -76,7 +76,7 @@ def non_empty(_inst: Any, _attr: Any, value: Any) -> None:
         raise ValueError("must not be empty")
 
 
-def target_name(value: object, *, what: str = "model name") -> str:
+def target_name(value: object, *, what: str = "model name", allow_slash: bool = False) -> str:
     """``value`` if it is a valid model name (or version), else ``ValueError`` saying why.
 
     The rule: 1 to :data:`MAX_NAME_LENGTH` printable characters (no control, format
@@ -84,6 +84,10 @@ def target_name(value: object, *, what: str = "model name") -> str:
     not ``.`` or ``..``. A name becomes one URL path segment upstream
     (``/v2/models/{name}/ready``): KServe and Triton route on ``[^/]+``, and a dot
     segment would be resolved away (``/check/..`` asks ``/``).
+
+    ``allow_slash`` admits ``/`` for names that only an upstream uses (``upstream_model``:
+    vLLM serves ``meta-llama/Llama-3.1-8B-Instruct``); no part between slashes may be
+    empty, ``.`` or ``..``, and the http strategy sends it percent-encoded as one segment.
     """
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a string, got {type(value).__name__}")
@@ -98,8 +102,10 @@ def target_name(value: object, *, what: str = "model name") -> str:
             raise ValueError(
                 f"{what} must contain only printable characters, got {char!r} at position {index}"
             )
-    if "/" in value:
+    if "/" in value and not allow_slash:
         raise ValueError(f"{what} must not contain '/'")
+    if allow_slash and any(part in ("", ".", "..") for part in value.split("/")):
+        raise ValueError(f"{what} must not have an empty, '.' or '..' part between slashes")
     if value != value.strip():
         raise ValueError(f"{what} must not start or end with whitespace")
     return value

@@ -258,3 +258,29 @@ def test_registered_through_its_entry_point() -> None:
     stype = StrategyRegistry().get("openai")
     assert stype.distribution == "healthkit-openai"
     assert stype.config_class is OpenAIConfig
+
+
+async def test_a_served_name_checked_as_a_vllm_model_id_with_a_slash() -> None:
+    # vLLM's default model ids carry the organisation: upstream_model may hold a '/'.
+    server = OpenAIServer(["meta-llama/Llama-3.1-8B-Instruct"]).start()
+    try:
+        raw = {
+            "models": {
+                "llama": {
+                    "upstream_model": "meta-llama/Llama-3.1-8B-Instruct",
+                    "health_check": {"strategy": "openai", "base_url": server.url},
+                },
+                "other": {
+                    "upstream_model": "meta-llama/Other",
+                    "health_check": {"strategy": "openai", "base_url": server.url},
+                },
+            }
+        }
+        async with HealthKit.from_config(raw) as kit:
+            served = await kit.acheck("llama")
+            missing = await kit.acheck("other")
+        assert served.status is Status.HEALTHY, served.detail
+        assert served.target.model == "meta-llama/Llama-3.1-8B-Instruct"
+        assert missing.status is Status.UNHEALTHY, missing.detail
+    finally:
+        server.stop()

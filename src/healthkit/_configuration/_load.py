@@ -54,7 +54,7 @@ def _upstream_model(raw: Any, name: str) -> str:
     for _literal, field, spec, conversion in parsed:
         if field is not None and (field != "model" or spec or conversion):
             raise ValueError(f"bad template field {{{field}}} in {raw!r}; {allowed}")
-    return target_name(raw.format(model=name), what="upstream model name")
+    return target_name(raw.format(model=name), what="upstream model name", allow_slash=True)
 
 
 def _raw_key(value: Any) -> Any:
