@@ -45,7 +45,7 @@ MIN_TARGETS = 5
 #: A timeout is evidence only if the loop was starved for at most this share of the deadline.
 STARVED_SHARE = 0.25
 #: ``ErrorInfo.type`` of a result that is no evidence about the upstream: a timeout the
-#: checker caused by starving its own event loop (see ``_checks._unless_starved``).
+#: checker caused by starving its own event loop (see ``_results._unless_starved``).
 STARVED = "CheckerStarved"
 
 #: Error types (exception names) that mean no answer came in time.
