@@ -358,8 +358,30 @@ def registry() -> StrategyRegistry:
 # -- running a block -------------------------------------------------------------------------
 
 
+#: Languages a block is run in; any other block (``text``, a plain fence) is shown only.
+RUN_LANGS = frozenset({"python", "toml", "yaml", "yml", "json", "sh", "bash", "shell", "console"})
+
+
+def _runs(block: Block) -> bool:
+    return block.lang in RUN_LANGS and block_markers(block).no_run is None
+
+
+# Only blocks that run become tests: a block marked no-run (its reason is checked by
+# block_markers, for every block, in test_every_block_not_run_says_why) or shown as
+# text is no test at all, rather than a skipped one.
+RUNNABLE = [block for block in BLOCKS if _runs(block)]
+
+
+def test_every_block_not_run_says_why() -> None:
+    shown = [block for block in BLOCKS if not _runs(block)]
+    for block in shown:
+        reason = block_markers(block).no_run  # an empty no-run reason fails in here
+        assert block.lang not in RUN_LANGS or reason, f"{block.id}: runs, or says why not"
+    assert len(RUNNABLE) > 50
+
+
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
+@pytest.mark.parametrize("block", RUNNABLE, ids=[b.id for b in RUNNABLE])
 def test_snippet(
     block: Block,
     workspaces: dict[Path, Workspace],
@@ -367,8 +389,6 @@ def test_snippet(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     markers = block_markers(block)
-    if markers.no_run is not None:
-        pytest.skip(f"no-run: {markers.no_run}")
     workspace = workspaces[block.page]
     for name, value in workspace.env.items():
         monkeypatch.setenv(name, value)
@@ -391,8 +411,6 @@ def test_snippet(
             workspace.start_background(block, markers.background)
         elif written is None:
             run_shell(block, text, workspace.dir, markers.expect_exit)
-    else:
-        pytest.skip(f"{block.lang or 'plain'} block: shown, not run")
 
 
 def run_python(name: str, text: str, where: Path, monkeypatch: pytest.MonkeyPatch) -> None:
