@@ -3,7 +3,7 @@
 Imported by ``benchmarks/run.py`` (section ``faults``); it runs its own helper
 process, a predictor whose behaviour switches on command:
 
-    python benchmarks/faults.py _switch     # prints its URL; reads "hung", "healthy", "count"
+    python benchmarks/run.py _switch        # prints its URL; reads "hung", "healthy", "count"
 
 * hung      ``healthkit serve`` over 100 models; once the predictor hangs and the
             models are known to be not ready, bursts of readiness requests vs
@@ -17,63 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
-
-HERE = Path(__file__).resolve()
+from collections.abc import Callable
+from typing import Any, Protocol
 
 
-class Switch:
-    """The switchable predictor process; its first stdout line is its URL."""
+class Helper(Protocol):
+    """A helper process of ``benchmarks/run.py`` (its ``Child``): banner line, then commands."""
 
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(HERE), "_switch"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        self.url = self._readline()
+    banner: str
 
-    def _readline(self) -> str:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().strip()
-        if not line:
-            raise RuntimeError(f"switchable predictor died (exit {self.proc.poll()})")
-        return line
-
-    def ask(self, command: str) -> str:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-        return self._readline()
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
+    def ask(self, command: str) -> str: ...
 
 
-@contextlib.contextmanager
-def switch() -> Iterator[Switch]:
-    proc = Switch()
-    try:
-        yield proc
-    finally:
-        proc.close()
+#: ``child("_switch")`` in ``benchmarks/run.py``: starts this module's switchable predictor.
+ChildFactory = Callable[[str], contextlib.AbstractContextManager[Helper]]
 
 
 def switch_main() -> None:
@@ -138,14 +97,15 @@ def run_hung(
     pct: Callable[[list[float], float], float],
     ms: Callable[[float], str],
     table: Callable[..., None],
+    child: ChildFactory,
 ) -> dict[str, Any]:
     models, rounds, n = 100, 4 if quick else 10, 200
-    with switch() as pred:
+    with child("_switch") as pred:
         config = {
             "defaults": {
                 "health_check": {
                     "strategy": "http",
-                    "base_url": pred.url,
+                    "base_url": pred.banner,
                     "period": 2.0,
                     "cache_ttl": 0.5,
                     "timeout": 1.0,
@@ -204,7 +164,7 @@ def _wait_status(burst: Callable[..., Any], url: str, path: str, want: int) -> N
 # -- outage: time to detect a full hang of 1,000 models --------------------------------------
 
 
-def run_outage(quick: bool, *, table: Callable[..., None]) -> dict[str, Any]:
+def run_outage(quick: bool, *, table: Callable[..., None], child: ChildFactory) -> dict[str, Any]:
     from healthkit import HealthKit, Monitor, MonitorSettings
 
     models = 1000
@@ -213,7 +173,7 @@ def run_outage(quick: bool, *, table: Callable[..., None]) -> dict[str, Any]:
     timeout, threshold = defaults.timeout, defaults.failure_threshold
     bound = threshold * (timeout + period)
 
-    async def main(url: str, pred: Switch) -> dict[str, Any]:
+    async def main(url: str, pred: Helper) -> dict[str, Any]:
         raw = {
             "defaults": {"health_check": {"strategy": "http", "base_url": url, "period": period}},
             "models": {f"model-{i}": {} for i in range(models)},
@@ -234,8 +194,8 @@ def run_outage(quick: bool, *, table: Callable[..., None]) -> dict[str, Any]:
             recovered = time.perf_counter() - start
         return {"detected": detected, "recovered": recovered, "budget": budget}
 
-    with switch() as pred:
-        result = asyncio.run(main(pred.url, pred))
+    with child("_switch") as pred:
+        result = asyncio.run(main(pred.banner, pred))
     result.update(bound=bound, period=period, models=models)
     table(
         f"outage: {models:,} models behind one predictor that hangs (default budget)",
@@ -262,7 +222,4 @@ async def _until(condition: Callable[[], bool], limit: float) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["_switch"]:
-        switch_main()
-    else:
-        sys.exit("run: python benchmarks/run.py faults")
+    sys.exit("run: python benchmarks/run.py hung outage")

@@ -1463,6 +1463,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         helper, args = argv[0], argv[1:]
         if helper == "_predictor":
             predictor_main(int(args[0]))
+        elif helper == "_switch":
+            faults.switch_main()
         elif helper == "_scale":
             scale_main(int(args[0]), float(args[1]), float(args[2]))
         elif helper == "_constant":
@@ -1528,13 +1530,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                 pct=pct,
                 ms=ms,
                 table=table,
+                child=child,
             )
         elif section == "throughput":
             results["throughput"] = run_throughput(opts.quick)
         elif section == "scale":
             results["scale"] = run_scale(opts.quick)
         elif section == "outage":
-            results["outage"] = faults.run_outage(opts.quick, table=table)
+            results["outage"] = faults.run_outage(opts.quick, table=table, child=child)
         elif section == "ray":
             import ray_bench  # benchmarks/ray_bench.py: imports Ray only when this runs
 
