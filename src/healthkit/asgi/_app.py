@@ -25,7 +25,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, Router
 
-from .._config import ServerConfig
 from .._errors import ClosedError
 from .._healthkit import HealthKit
 from .._metrics import CONTENT_TYPE, MonitorMetrics
@@ -78,13 +77,10 @@ class _Handlers:
         self.liveness = liveness if liveness is not None else Liveness(monitor)
         self.show_details = show_details
         self.metrics = MonitorMetrics(monitor)
-        self._redactor: tuple[ServerConfig, Redactor] | None = None
 
-    def _redactor_for(self, config: ServerConfig) -> Redactor:
-        # Built once per config (a reload brings a new one), not on every /health request.
-        if self._redactor is None or self._redactor[0] is not config:
-            self._redactor = (config, Redactor.for_config(config))
-        return self._redactor[1]
+    def redactor(self) -> Redactor:
+        # The kit's own, built once per config (a reload brings a new one).
+        return self.monitor.kit.redactor
 
     async def _started(self) -> Monitor:
         # Idempotent; covers a router mounted in a host whose lifespan never starts us.
@@ -151,7 +147,7 @@ class _Handlers:
             status = Status.UNHEALTHY
         body: dict[str, Any] = {"status": status.value, "live": live, "ready": ready}
         if self.show_details == "always":
-            redact = self._redactor_for(monitor.kit.config)
+            redact = self.redactor()
             models: dict[str, Any] = {}
             for name in names:
                 last = monitor.last_result(name)
@@ -170,7 +166,7 @@ class _Handlers:
         # not a readiness answer.
         monitor = await self._started()
         details = self.show_details == "always"
-        redact = self._redactor_for(monitor.kit.config) if details else None
+        redact = self.redactor() if details else None
         return JSONResponse(status_body(monitor, details=details, redact=redact))
 
     async def metrics_endpoint(self, request: Request) -> Response:
@@ -247,7 +243,7 @@ def _status_page(handlers: _Handlers) -> StatusPage:
     return StatusPage(
         handlers.monitor,
         details=handlers.show_details == "always",
-        redactor=lambda: handlers._redactor_for(handlers.monitor.kit.config),
+        redactor=handlers.redactor,
         started=handlers._started,
     )
 
