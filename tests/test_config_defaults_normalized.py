@@ -44,6 +44,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
             "max_connections": 10,
             "batch": False,
             "max_body_bytes": 65536,
+            "max_index_bytes": 8 * 1024 * 1024,
         },
     ),
     "grpc": (

@@ -200,6 +200,9 @@ class HttpConfig:
     #: ``v2`` only: let a monitor answer every model of this config with one
     #: ``POST /v2/repository/index`` per period instead of one request per model.
     batch: bool = False
+    #: ``batch`` only: largest repository index read, in bytes. The index lists every
+    #: model the predictor serves, not only this config's, so it has a bound of its own.
+    max_index_bytes: int = attrs.field(default=8 * 1024 * 1024, validator=v.ge(1))
 
     def check_deadline(self, timeout: float) -> float:
         """The hard cap's base (``healthkit.DeadlineConfig``): every attempt, and the

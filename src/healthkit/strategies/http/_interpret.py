@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json as _jsonlib
+from collections.abc import Collection
 from typing import Any
 
 from ..._result import CheckResult, Target
@@ -12,7 +13,7 @@ from ._config import HttpConfig
 from ._pool import Reply
 from ._words import EXCERPT, cut, excerpt, redirect
 
-__all__ = ["index_result", "interpret", "read_json"]
+__all__ = ["index_result", "interpret", "read_index", "read_json"]
 
 
 def interpret(
@@ -79,10 +80,43 @@ def read_json(config: HttpConfig, reply: Reply) -> tuple[Any, str | None]:
             f"body larger than {config.max_body_bytes} bytes (max_body_bytes), "
             f"not read (HTTP {reply.status_code})"
         )
+    return _decode(reply)
+
+
+def _decode(reply: Reply, **options: Any) -> tuple[Any, str | None]:
     try:
-        return _jsonlib.loads(reply.body or b""), None
+        return _jsonlib.loads(reply.body or b"", **options), None
     except ValueError:
         return None, f"body is not JSON (HTTP {reply.status_code})"
+    except RecursionError:
+        # Arrays nested a few thousand deep fit in any body limit and exhaust the decoder.
+        return None, f"body nested too deeply to read (HTTP {reply.status_code})"
+
+
+def read_index(
+    reply: Reply, names: Collection[str]
+) -> tuple[dict[str, list[dict[str, Any]]], str | None]:
+    """The repository index entries named in ``names``, by name, or why there are none.
+
+    The index lists every model the predictor serves, maybe thousands more than a
+    config asks about: the other entries are dropped as they are decoded, so what
+    is kept grows with the models asked about, not with the predictor.
+    """
+
+    def keep(entry: dict[str, Any]) -> dict[str, Any] | None:
+        # Called for every object, nested ones first; only whole entries are read later.
+        return entry if str(entry.get("name")) in names else None
+
+    body, problem = _decode(reply, object_hook=keep)
+    if problem is not None:
+        return {}, problem
+    if not isinstance(body, list):
+        return {}, "body is not a list"
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for entry in body:
+        if isinstance(entry, dict):
+            by_name.setdefault(str(entry.get("name")), []).append(entry)
+    return by_name, None
 
 
 def index_result(

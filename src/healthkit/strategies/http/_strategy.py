@@ -29,7 +29,7 @@ from ...toolkit import (
     tls_context,
 )
 from ._config import HttpConfig, secrets_of, uses_tls
-from ._interpret import index_result, interpret, read_json
+from ._interpret import index_result, interpret, read_index
 from ._pool import Client, GateTimeout, Reply
 
 __all__ = ["HttpBatchStrategy", "HttpStrategy"]
@@ -347,10 +347,6 @@ class HttpStrategy:
         await self._current.client.aclose()
 
 
-#: Bytes of repository index allowed per model asked about, on top of ``max_body_bytes``.
-_INDEX_BYTES_PER_MODEL = 512
-
-
 class HttpBatchStrategy(HttpStrategy):
     """``batch = true``: many models answered by one ``POST /v2/repository/index``.
 
@@ -369,8 +365,8 @@ class HttpBatchStrategy(HttpStrategy):
             return out
         start = time.perf_counter()
         failure: tuple[str, BaseException | None] | None = None
-        entries: list[Any] = []
-        cap = self.config.max_body_bytes + _INDEX_BYTES_PER_MODEL * len(wanted)
+        by_name: dict[str, list[dict[str, Any]]] = {}
+        cap = self.config.max_index_bytes
         reply: Reply | None = None
         try:
             reply = await self._exchange(
@@ -389,27 +385,21 @@ class HttpBatchStrategy(HttpStrategy):
                 failure = (f"repository index failed (HTTP {reply.status_code})", None)
             elif reply.oversize:
                 failure = (
-                    f"repository index larger than {cap} bytes (max_body_bytes "
-                    f"+ {_INDEX_BYTES_PER_MODEL} per model), not read",
+                    f"repository index larger than {cap} bytes (max_index_bytes), not read: "
+                    "raise max_index_bytes for a predictor that serves this many models",
                     None,
                 )
             else:
-                body, problem = read_json(self.config, reply)
+                names = {t.model for t in wanted if t.model is not None}
+                by_name, problem = read_index(reply, names)
                 if problem is not None:
                     failure = (f"repository index: {problem}", None)
-                elif not isinstance(body, list):
-                    failure = ("repository index: body is not a list", None)
-                else:
-                    entries = [e for e in body if isinstance(e, dict)]
         elapsed = time.perf_counter() - start
         request = RequestInfo(
             method="POST",
             url=self._shown_url + "/v2/repository/index",
             status=None if reply is None else f"HTTP {reply.status_code}",
         )
-        by_name: dict[str, list[dict[str, Any]]] = {}
-        for entry in entries:
-            by_name.setdefault(str(entry.get("name")), []).append(entry)
         for target in wanted:
             if failure is not None:
                 error_type = "TimeoutError" if isinstance(failure[1], GateTimeout) else None
