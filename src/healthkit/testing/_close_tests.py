@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +10,8 @@ from .._guard import guarded_check, wait_abandoning
 from .._registry import StrategyRegistry
 from .._resolver import Resolver
 from .._result import Target
+from .._strategy import Strategy
+from ._instances import for_each_instance
 from ._resources import ResourceSnapshot, wait_released
 from ._suite import SuiteBase, run_scenario
 
@@ -28,28 +29,20 @@ class CloseTests(SuiteBase):
         failing_config: Mapping[str, Any] | None,
         unresponsive_config: Mapping[str, Any] | None,
     ) -> None:
-        specs = {"valid": self.load(registry, valid_config)}
-        if failing_config is not None:
-            specs["failing"] = self.load(registry, failing_config)
-        if unresponsive_config is not None:
-            specs["unresponsive"] = self._long_timeout_spec(registry, unresponsive_config)
+        specs = self._specs(registry, valid_config, failing_config, unresponsive_config)
+
+        async def checked(label: str, strategy: Strategy) -> list[str]:
+            await asyncio.gather(
+                *(
+                    guarded_check(strategy, self.strategy, target, timeout=self.short_timeout)
+                    for _ in range(3)
+                )
+            )
+            return []
 
         async def scenario() -> list[str]:
             before = ResourceSnapshot.take()
-            resolver = self._resolver(registry)
-            try:
-                for name, spec in specs.items():
-                    strategy = resolver.acquire(name, spec)
-                    await asyncio.gather(
-                        *(
-                            guarded_check(
-                                strategy, self.strategy, target, timeout=self.short_timeout
-                            )
-                            for _ in range(3)
-                        )
-                    )
-            finally:
-                await resolver.aclose()
+            await for_each_instance(self._resolver(registry), specs, checked)
             return await wait_released(before, timeout=self.release_timeout)
 
         leaks = run_scenario(scenario)
@@ -66,39 +59,31 @@ class CloseTests(SuiteBase):
         specs = self._specs(registry, valid_config, failing_config, unresponsive_config)
         limit = self.release_timeout
 
-        async def scenario() -> list[str]:
-            problems: list[str] = []
-            # The resolver would contain a bad close (log it, leave it behind); call
-            # aclose directly to see it, then let the resolver release the rest quietly.
-            resolver = Resolver(registry, close_timeout=0.1)
+        async def closed(label: str, strategy: Strategy) -> list[str]:
+            await guarded_check(strategy, self.strategy, target, timeout=self.short_timeout)
+            closing = asyncio.ensure_future(strategy.aclose())
             try:
-                for label, spec in specs.items():
-                    strategy = resolver.acquire(label, spec)
-                    await guarded_check(strategy, self.strategy, target, timeout=self.short_timeout)
-                    closing = asyncio.ensure_future(strategy.aclose())
-                    try:
-                        finished, _ = await wait_abandoning(closing, limit)
-                    except Exception as exc:
-                        problems.append(
-                            f"{label}: aclose() raised {type(exc).__name__}: {exc}; it must "
-                            "release what it can and not raise (log the problem instead)"
-                        )
-                        continue
-                    if not finished:
-                        problems.append(
-                            f"{label}: aclose() did not return within {limit:g}s: it must not "
-                            "wait on the upstream (close sockets and clients, cancel tasks, "
-                            "kill processes without waiting for a peer)"
-                        )
-            finally:
-                logger = logging.getLogger("healthkit")
-                level = logger.level
-                logger.setLevel(logging.CRITICAL)  # the second close of each instance
-                try:
-                    await resolver.aclose()
-                finally:
-                    logger.setLevel(level)
-            return problems
+                finished, _ = await wait_abandoning(closing, limit)
+            except Exception as exc:
+                return [
+                    f"{label}: aclose() raised {type(exc).__name__}: {exc}; it must "
+                    "release what it can and not raise (log the problem instead)"
+                ]
+            if not finished:
+                return [
+                    f"{label}: aclose() did not return within {limit:g}s: it must not "
+                    "wait on the upstream (close sockets and clients, cancel tasks, "
+                    "kill processes without waiting for a peer)"
+                ]
+            return []
 
-        problems = run_scenario(scenario)
-        assert not problems, "\n".join(problems)
+        # The resolver would contain a bad close (log it, leave it behind); call aclose
+        # directly to see it, then let the resolver release the rest quietly (its close
+        # is the second of each instance).
+        self._assert_each_instance(
+            registry,
+            specs,
+            closed,
+            resolver=lambda: Resolver(registry, close_timeout=0.1),
+            quiet_close=True,
+        )

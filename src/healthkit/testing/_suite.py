@@ -27,6 +27,7 @@ from .._resolver import Resolver
 from .._result import Target
 from .._status import Status
 from .._strategy import Strategy, StrategySpec
+from ._instances import Probe, for_each_instance
 
 __all__ = ["MODEL", "TABLE", "BadConfig", "SuiteBase", "run_scenario"]
 
@@ -181,6 +182,25 @@ class SuiteBase:
         # A close that hangs fails test_aclose_returns_promptly_without_raising; it must
         # not also slow every other test down by the resolver's default close timeout.
         return Resolver(registry, close_timeout=self.release_timeout)
+
+    def _assert_each_instance(
+        self,
+        registry: StrategyRegistry,
+        specs: Mapping[str, StrategySpec],
+        probe: Probe,
+        *,
+        resolver: Callable[[], Resolver] | None = None,
+        quiet_close: bool = False,
+    ) -> None:
+        """Run ``probe`` on an instance of each spec (:func:`for_each_instance`, with
+        ``resolver()`` or the suite's resolver) and fail with every problem found."""
+        make = resolver if resolver is not None else lambda: self._resolver(registry)
+
+        async def scenario() -> list[str]:
+            return await for_each_instance(make(), specs, probe, quiet_close=quiet_close)
+
+        problems = run_scenario(scenario)
+        assert not problems, "\n".join(problems)
 
     def _specs(
         self,
