@@ -10,61 +10,42 @@ option to raise. Real predictors on 127.0.0.1 throughout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
 from _http_fault_server import FaultServer, Request, response
 from _monitor_support import http_config, wait_until
-from healthkit import (
-    ConfigError,
-    HealthKit,
-    Monitor,
-    Status,
-    StrategyRegistry,
-    Target,
-    parse_spec,
-)
+from healthkit import ConfigError, HealthKit, Monitor, Status, StrategyRegistry, Target, parse_spec
 from healthkit.strategies.http import HttpBatchStrategy, HttpStrategy
 from healthkit.testing import OipServer
 
-Make = Callable[..., Any]
+
+@contextlib.asynccontextmanager
+async def strategy_for(url: str, **options: Any) -> AsyncIterator[Any]:
+    """The http strategy of ``options`` (``batch = true`` unless they say otherwise)."""
+    raw = {"strategy": "http", "base_url": url, "batch": True, **options}
+    config = parse_spec(raw, registry=StrategyRegistry(entry_points=False)).config
+    strategy = HttpStrategy.create(config, None)  # type: ignore[arg-type]
+    assert isinstance(strategy, HttpBatchStrategy) is raw["batch"]
+    try:
+        yield strategy
+    finally:
+        await strategy.aclose()
 
 
-@pytest.fixture
-def server() -> Iterator[FaultServer]:
-    with FaultServer() as srv:
-        yield srv
+def _serving(body: bytes) -> Any:
+    """A FaultServer reply: ``body`` with 200, whatever was asked."""
 
-
-def _answer(body: bytes) -> Any:
     async def reply(request: Request, writer: asyncio.StreamWriter) -> bool:
         writer.write(response(200, body))
         await writer.drain()
         return True
 
     return reply
-
-
-@pytest.fixture
-async def make() -> AsyncIterator[Make]:
-    made: list[HttpStrategy] = []
-    registry = StrategyRegistry(entry_points=False)
-
-    def build(**raw: Any) -> Any:
-        spec = parse_spec({"strategy": "http", "batch": True, **raw}, registry=registry)
-        strategy = HttpStrategy.create(spec.config, None)  # type: ignore[arg-type]
-        made.append(strategy)
-        assert isinstance(strategy, HttpBatchStrategy) is spec.config.batch
-        return strategy
-
-    try:
-        yield build
-    finally:
-        for strategy in made:
-            await strategy.aclose()
 
 
 def _names(count: int) -> list[str]:
@@ -107,17 +88,15 @@ async def test_a_few_models_of_a_predictor_serving_5000_are_answered(
     assert details["ghost"] == "model ghost not in repository index"
 
 
-async def test_the_default_config_checks_2500_models_of_a_30000_model_index(
-    make: Make,
-) -> None:
+async def test_the_default_config_checks_2500_models_of_a_30000_model_index() -> None:
     """Default caps: 2,500 models asked about, a ~2 MiB index of 30,000 entries."""
     names = _names(30000)
+    wanted = [Target(model=n) for n in names[::12]]
+    assert len(wanted) == 2500
     with OipServer(dict.fromkeys(names, "ready")) as predictor:
-        predictor.set_state(names[7], "not_ready")
-        strategy = make(base_url=predictor.url, timeout=10.0)
-        wanted = [Target(model=n) for n in names[::12]]
-        assert len(wanted) == 2500
-        results = await strategy.acheck_many(wanted)
+        predictor.set_state(names[7], "not_ready")  # listed, but not asked about
+        async with strategy_for(predictor.url, timeout=10.0) as strategy:
+            results = await strategy.acheck_many(wanted)
     assert predictor.requests["/v2/repository/index"] == 1
     assert set(results) == set(wanted)
     unhealthy = {t.model: r.detail for t, r in results.items() if r.status is not Status.HEALTHY}
@@ -125,11 +104,11 @@ async def test_the_default_config_checks_2500_models_of_a_30000_model_index(
 
 
 async def test_an_index_over_max_index_bytes_says_which_option_to_raise(
-    make: Make, big_predictor: OipServer
+    big_predictor: OipServer,
 ) -> None:
-    strategy = make(base_url=big_predictor.url, max_index_bytes=100_000)
     wanted = [Target(model="model-00001"), Target(model="model-00002")]
-    results = await strategy.acheck_many(wanted)
+    async with strategy_for(big_predictor.url, max_index_bytes=100_000) as strategy:
+        results = await strategy.acheck_many(wanted)
     for target in wanted:
         result = results[target]
         assert result.status is Status.UNHEALTHY
@@ -139,13 +118,10 @@ async def test_an_index_over_max_index_bytes_says_which_option_to_raise(
         )
 
 
-async def test_max_index_bytes_is_also_enough_on_its_own(
-    make: Make, big_predictor: OipServer
-) -> None:
-    """A small max_body_bytes does not bound the index: max_index_bytes does."""
-    strategy = make(base_url=big_predictor.url, max_body_bytes=1024)
+async def test_max_body_bytes_does_not_bound_the_index(big_predictor: OipServer) -> None:
     target = Target(model="model-04999")
-    result = (await strategy.acheck_many([target]))[target]
+    async with strategy_for(big_predictor.url, max_body_bytes=1024) as strategy:
+        result = (await strategy.acheck_many([target]))[target]
     assert result.status is Status.HEALTHY, result.detail
 
 
@@ -167,28 +143,27 @@ def test_max_index_bytes_must_be_a_positive_integer(bad: Any) -> None:
             },
             registry=registry,
         )
-    assert "max_index_bytes" in str(caught.value)
+    [issue] = caught.value.issues
+    assert issue.path == "defaults.health_check.max_index_bytes", issue
 
 
-async def test_a_deeply_nested_index_is_unhealthy_not_an_exception(
-    make: Make, server: FaultServer
-) -> None:
+async def test_a_deeply_nested_index_is_unhealthy_not_an_exception() -> None:
     """JSON nested deeper than the decoder's recursion limit is a reason, not a crash."""
     body = json.dumps([{"name": "m", "state": "READY"}]).encode()
     deep = b"[" * 30_000  # within the old per-model cap too
-    strategy = make(base_url=server.url)
-    for payload, healthy in ((body, True), (deep, False)):
-        server.reply = _answer(payload)
-        result = (await strategy.acheck_many([Target(model="m")]))[Target(model="m")]
-        assert (result.status is Status.HEALTHY) is healthy, result.detail
+    with FaultServer() as server:
+        async with strategy_for(server.url) as strategy:
+            for payload, healthy in ((body, True), (deep, False)):
+                server.reply = _serving(payload)
+                result = (await strategy.acheck_many([Target(model="m")]))[Target(model="m")]
+                assert (result.status is Status.HEALTHY) is healthy, result.detail
     assert result.detail == "repository index: body nested too deeply to read (HTTP 200)"
 
 
-async def test_a_deeply_nested_v1_body_is_unhealthy_not_an_exception(
-    make: Make, server: FaultServer
-) -> None:
-    server.reply = _answer(b"[" * 60_000)  # under max_body_bytes
-    strategy = make(base_url=server.url, protocol="v1", batch=False)
-    result = await strategy.acheck(Target(model="m"))
+async def test_a_deeply_nested_v1_body_is_unhealthy_not_an_exception() -> None:
+    with FaultServer() as server:
+        server.reply = _serving(b"[" * 60_000)  # under max_body_bytes
+        async with strategy_for(server.url, protocol="v1", batch=False) as strategy:
+            result = await strategy.acheck(Target(model="m"))
     assert result.status is Status.UNHEALTHY
     assert result.detail == "body nested too deeply to read (HTTP 200)"
