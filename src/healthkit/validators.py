@@ -6,15 +6,26 @@ They follow the attrs validator signature, so plugin configs use them as
 in front.
 
 :func:`target_name` is a plain check, not an attrs validator: the rule for model
-names and versions, for configs and for names a client sends.
+names and versions, for configs and for names a client sends. So is
+:func:`format_template`, for templates such as ``path = "/check/{model}"``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+import string
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-__all__ = ["MAX_NAME_LENGTH", "ge", "gt", "le", "non_empty", "one_of", "target_name"]
+__all__ = [
+    "MAX_NAME_LENGTH",
+    "format_template",
+    "ge",
+    "gt",
+    "le",
+    "non_empty",
+    "one_of",
+    "target_name",
+]
 
 #: Longest model name or version accepted, in characters.
 MAX_NAME_LENGTH = 256
@@ -109,3 +120,24 @@ def target_name(value: object, *, what: str = "model name", allow_slash: bool = 
     if value != value.strip():
         raise ValueError(f"{what} must not start or end with whitespace")
     return value
+
+
+def format_template(text: str, *, fields: Sequence[str], what: str = "template") -> str:
+    """``text`` if it is a :meth:`str.format` template that fills in only ``fields``.
+
+    Each replacement field must be one of ``fields`` and bare: no conversion
+    (``{model!r}``), format spec (``{model:>8}``), index or attribute, and no
+    positional ``{}``; ``{{`` and ``}}`` are literal braces. Otherwise ``ValueError``
+    (``bad template field {name} in '{name}-v3'; use only {model}; write {{ and }}
+    for literal braces``), where ``what`` names the template.
+    """
+    shown = " and ".join(f"{{{field}}}" for field in fields)
+    allowed = f"use only {shown}; write {{{{ and }}}} for literal braces"
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise ValueError(f"bad {what} {text!r}: {exc}; {allowed}") from None
+    for _literal, field, spec, conversion in parsed:
+        if field is not None and (field not in fields or spec or conversion):
+            raise ValueError(f"bad {what} field {{{field}}} in {text!r}; {allowed}")
+    return text

@@ -7,14 +7,13 @@ a user fixes a config in one pass.
 from __future__ import annotations
 
 import os
-import string
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import ConfigError, ConfigIssue
 from .._monitor_settings import MonitorSettings
 from .._strategy import StrategySpec
-from ..validators import target_name
+from ..validators import format_template, target_name
 from ._env import after_env_errors, interpolate
 from ._history import history_from_raw
 from ._inherit import (
@@ -46,14 +45,7 @@ def _upstream_model(raw: Any, name: str) -> str:
     """``upstream_model``: a name, or a template of one with ``{model}`` (the served name)."""
     if not isinstance(raw, str):
         raise ValueError(f"expected a string, got {raw!r}")
-    allowed = "use only {model}; write {{ and }} for literal braces"
-    try:
-        parsed = list(string.Formatter().parse(raw))
-    except ValueError as exc:
-        raise ValueError(f"bad template {raw!r}: {exc}; {allowed}") from None
-    for _literal, field, spec, conversion in parsed:
-        if field is not None and (field != "model" or spec or conversion):
-            raise ValueError(f"bad template field {{{field}}} in {raw!r}; {allowed}")
+    format_template(raw, fields=("model",))
     return target_name(raw.format(model=name), what="upstream model name", allow_slash=True)
 
 

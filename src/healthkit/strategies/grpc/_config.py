@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import string
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -25,8 +24,6 @@ _TARGET_SCHEMES = ("dns:", "ipv4:", "ipv6:", "unix:", "unix-abstract:", "vsock:"
 
 #: Legal gRPC metadata keys (lower case); ``-bin`` keys carry bytes, which a config cannot.
 _METADATA_KEY = re.compile(r"^[0-9a-z_.-]+$")
-
-_TEMPLATE_FIELDS = ("model", "version")
 
 
 def missing_grpc_modules() -> list[str]:
@@ -137,18 +134,7 @@ def _service(value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {value!r}")
-    try:
-        parsed = list(string.Formatter().parse(value))
-    except ValueError as exc:
-        raise ValueError(f"bad service template {value!r}: {exc}") from None
-    for _literal, field, spec, conversion in parsed:
-        if field is None:
-            continue
-        if field not in _TEMPLATE_FIELDS or spec or conversion:
-            raise ValueError(
-                f"bad service template {value!r}: only {{model}} and {{version}} may be used"
-            )
-    return value
+    return v.format_template(value, fields=("model", "version"), what="service template")
 
 
 @attrs.frozen(kw_only=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import string
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -129,25 +128,12 @@ def _optional_str(value: Any) -> str | None:
     raise TypeError(f"expected a string, got {value!r}")
 
 
-_TEMPLATE_FIELDS = ("model", "version")
-
-
 def _path_template(value: Any) -> str | None:
     """A ``generic`` path: only ``{model}`` and ``{version}`` may be filled in."""
     text = _optional_str(value)
     if text is None:
         return None
-    allowed = "use only {model} and {version}; write {{ and }} for literal braces"
-    try:
-        parsed = list(string.Formatter().parse(text))
-    except ValueError as exc:
-        raise ValueError(f"bad template {text!r}: {exc}; {allowed}") from None
-    for _literal, field, spec, conversion in parsed:
-        if field is None:
-            continue
-        if field not in _TEMPLATE_FIELDS or spec or conversion:
-            raise ValueError(f"bad template field {{{field}}} in {text!r}; {allowed}")
-    return text
+    return v.format_template(text, fields=("model", "version"))
 
 
 def _method(value: Any) -> str:
