@@ -22,6 +22,7 @@ from _monitor_support import http_config, wait_until
 from healthkit import ConfigError, HealthKit, Monitor, Status, StrategyRegistry, Target, parse_spec
 from healthkit.strategies.http import HttpBatchStrategy, HttpStrategy
 from healthkit.testing import OipServer
+from test_http_responses import _declared_huge, _endless
 
 
 @contextlib.asynccontextmanager
@@ -116,6 +117,19 @@ async def test_an_index_over_max_index_bytes_says_which_option_to_raise(
             "repository index larger than 100000 bytes (max_index_bytes), not read: "
             "raise max_index_bytes for a predictor that serves this many models"
         )
+
+
+@pytest.mark.parametrize("reply", [_endless, _declared_huge])
+async def test_an_index_that_never_ends_is_cut_at_max_index_bytes(reply: Any) -> None:
+    """Memory stays bounded: a chunked index without end, or one announcing 50 MB."""
+    target = Target(model="m")
+    with FaultServer() as server:
+        server.reply = reply
+        async with strategy_for(server.url, timeout=5.0) as strategy:
+            result = (await strategy.acheck_many([target]))[target]
+    assert result.status is Status.UNHEALTHY
+    assert result.detail.startswith("repository index larger than 8388608 bytes (max_index_bytes)")
+    assert result.error is None  # answered in words, not timed out
 
 
 async def test_max_body_bytes_does_not_bound_the_index(big_predictor: OipServer) -> None:
