@@ -107,9 +107,11 @@ def test_invariants_of_every_state(seq: list[Status], success: int, failure: int
     for status, state in zip(seq, run(seq, success=success, failure=failure), strict=True):
         # The status serves exactly when the model is ready.
         assert state.status.is_ok == state.ready
-        # The runs count the current streak of equal outcomes.
+        # The runs count the current streak of equal outcomes, up to their threshold.
         assert (state.successes, state.failures) == (
-            (previous.successes + 1, 0) if status.is_ok else (0, previous.failures + 1)
+            (min(previous.successes + 1, success), 0)
+            if status.is_ok
+            else (0, min(previous.failures + 1, failure))
         )
         # A status change always shows the result that caused it.
         if state.status != previous.status:

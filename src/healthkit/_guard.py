@@ -19,10 +19,8 @@ import weakref
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-import attrs
-
 from ._monitor_settings import MonitorSettings
-from ._result import CheckResult, ErrorInfo, Target
+from ._result import CheckResult, ErrorInfo, Target, with_latency
 from ._status import Status
 from ._strategy import Strategy, StrategySpec
 
@@ -119,7 +117,12 @@ async def guarded_check(
 
     try:
         if timeout is None:
-            result: object = await timed()
+            # Awaited in this coroutine: no inner coroutine to time it (the monitor's
+            # path, once per probe).
+            try:
+                result: object = await strategy.acheck(target)
+            finally:
+                ran_for = time.perf_counter() - start
         else:
             task = asyncio.get_running_loop().create_task(timed(), name=f"check of {name!r}")
             finished, result = await wait_abandoning(task, timeout)
@@ -154,7 +157,7 @@ async def guarded_check(
             error=ErrorInfo(type="TypeError", message="acheck() must return a CheckResult"),
         )
     if result.latency == 0.0:
-        result = attrs.evolve(result, latency=elapsed)
+        result = with_latency(result, elapsed)
     return result
 
 

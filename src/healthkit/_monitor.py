@@ -105,7 +105,7 @@ class Monitor:
             detector=self._detector,
             counts=self._counts,
             max_targets=max_on_demand_targets,
-            on_outcome=lambda *outcome: self._verdicts.on_outcome(*outcome),
+            on_outcome=lambda *outcome: self._verdicts.on_outcome(*outcome),  # bound below
             instance=kit.resolver.get,
             closed=lambda: self._life is _Life.CLOSED,
             redact=kit.redact,
@@ -126,6 +126,8 @@ class Monitor:
             counts=self._counts,
             running=lambda: self._life is _Life.RUNNING,
         )
+        # Straight to the verdicts from now on: one call less per check.
+        self._checks.on_outcome = self._verdicts.on_outcome
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -361,7 +363,11 @@ class Monitor:
                 return self._checks.refused(st, key[1])
             if not self._detector.may_start(key[0]):
                 return self._checks.known(st, key, "its upstream is marked down")
-            fut = self._checks.submit_single(key, self._kit.resolver.get(model), st)
+            instance = self._kit.resolver.get(model)
+            answer = self._checks.try_inline(key, instance, st)
+            if answer is not None:
+                return answer
+            fut = self._checks.submit_single(key, instance, st)
         return await self._checks.wait(fut, st, key)
 
     async def aready(self, model: str, *, version: str | None = None) -> bool:

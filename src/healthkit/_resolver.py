@@ -145,6 +145,8 @@ class Resolver:
         self._lock = threading.RLock()
         self._held: dict[str, StrategySpec] = {}
         self._entries: dict[StrategySpec, _Entry] = {}
+        #: The entries of ``_entries`` by ``id()`` of their spec: see :meth:`get`.
+        self._by_id: dict[int, _Entry] = {}
         self._ids = itertools.count(1)
         self._pending_close: list[_Entry] = []
         self._closed = False
@@ -205,6 +207,7 @@ class Resolver:
             ) from exc
         entry = _Entry(spec=spec, instance=instance, children=context.holders)
         self._entries[spec] = entry
+        self._by_id[id(spec)] = entry
         self._created += 1
         return entry
 
@@ -215,6 +218,8 @@ class Resolver:
         entry.refs -= 1
         if entry.refs == 0:
             del self._entries[spec]
+            if self._by_id.get(id(entry.spec)) is entry:
+                del self._by_id[id(entry.spec)]
             self._pending_close.append(entry)
             for child in reversed(entry.children):
                 self._release_locked(child)
@@ -338,7 +343,13 @@ class Resolver:
     def get(self, holder: str) -> Strategy:
         """The instance currently serving ``holder``; ``KeyError`` if it holds nothing."""
         with self._lock:
-            return self._entries[self._held[holder]].instance
+            spec = self._held[holder]
+            # By identity first: equal specs are shared objects (the loader interns them),
+            # and hashing a deep config on every probe is most of this call's cost.
+            entry = self._by_id.get(id(spec))
+            if entry is None or entry.spec is not spec:
+                entry = self._entries[spec]
+            return entry.instance
 
     def spec_of(self, holder: str) -> StrategySpec:
         with self._lock:

@@ -9,7 +9,7 @@ import attrs
 
 from ._status import Status
 
-__all__ = ["CheckResult", "ErrorInfo", "RequestInfo", "Target"]
+__all__ = ["CheckResult", "ErrorInfo", "RequestInfo", "Target", "with_latency"]
 
 
 @attrs.frozen(kw_only=True)
@@ -81,11 +81,16 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def _status(value: Any) -> Status:
+    # Most results are built with a Status already: skip the enum lookup (once per check).
+    return value if type(value) is Status else Status(value)
+
+
 @attrs.frozen(kw_only=True)
 class CheckResult:
     """The outcome of one check of one target by one strategy."""
 
-    status: Status = attrs.field(converter=Status)
+    status: Status = attrs.field(converter=_status)
     strategy: str
     target: Target = attrs.field(factory=Target)
     #: Seconds the check took; the caller fills it in when a strategy leaves 0.
@@ -127,3 +132,21 @@ class CheckResult:
             "request": None if self.request is None else self.request.to_dict(),
             "children": [child.to_dict() for child in self.children],
         }
+
+
+_RESULT_FIELDS = tuple(field.name for field in attrs.fields(CheckResult))
+
+
+def with_latency(result: CheckResult, latency: float) -> CheckResult:
+    """``attrs.evolve(result, latency=latency)``, without re-running the converters.
+
+    Every check whose strategy leaves ``latency`` at 0 passes here: the fields of a
+    valid result are valid already.
+    """
+    if type(result) is not CheckResult:
+        return attrs.evolve(result, latency=latency)
+    new = object.__new__(CheckResult)
+    for name in _RESULT_FIELDS:
+        object.__setattr__(new, name, getattr(result, name))
+    object.__setattr__(new, "latency", latency)
+    return new

@@ -44,9 +44,14 @@ _WAIT_GRACE = 0.05
 #: Versions per model remembered from upstream answers.
 _REPORTED_VERSIONS = 32
 
-#: ``on_outcome(spec_id, result, job, targets, failure_threshold, timeout)``: one
-#: upstream call's evidence about its instance (a batch call is one piece).
-OutcomeHook = Callable[[int, CheckResult, Job, Sequence[Target], int, float], None]
+#: ``on_outcome(spec_id, result, deadline, starved, targets, failure_threshold, timeout)``:
+#: one upstream call's evidence about its instance (a batch call is one piece), with the
+#: call's hard cap and the seconds the event loop was starved while it ran.
+OutcomeHook = Callable[[int, CheckResult, float, float, Sequence[Target], int, float], None]
+
+#: Class attribute of a strategy whose ``acheck`` answers from memory, without awaiting
+#: anything (``noop``): the monitor runs such a check inline, without a task of its own.
+ANSWERS_INLINE = "_healthkit_answers_inline"
 
 
 @attrs.define(eq=False)
@@ -171,7 +176,13 @@ class Checks:
             result = _unless_starved(self._redact(result), job)
             self.settle(key, fut, result, settings)
             self.on_outcome(
-                key[0], result, job, (target,), settings.failure_threshold, settings.timeout
+                key[0],
+                result,
+                job.deadline,
+                job.starved,
+                (target,),
+                settings.failure_threshold,
+                settings.timeout,
             )
 
         self.runner.submit(
@@ -187,6 +198,49 @@ class Checks:
             )
         )
         return fut
+
+    def try_inline(self, key: Key, instance: Strategy, st: ModelState) -> CheckResult | None:
+        """Check ``key`` now, inline, if ``instance`` answers without suspending.
+
+        Only for strategies that declare :data:`ANSWERS_INLINE` and only when no check
+        of ``key`` is in flight (callers join that one). Such a check takes no budget
+        slot, task, future or deadline timer: it cannot outlive this call, so there is
+        nothing to cut, cancel or share. ``None`` when it must run as a job: the
+        strategy does not declare it, or its check awaited something after all (the
+        coroutine is closed here, in the step that started it, and the check runs again
+        in a task of its own: a coroutine that captured the current task, as anyio
+        cancel scopes and ``asyncio.timeout`` do, must not be resumed in another one).
+        """
+        if not getattr(instance, ANSWERS_INLINE, False) or (self.shared and key in self.shared):
+            return None
+        name = st.config.check.strategy
+        target = key[1]
+        coro = guarded_check(instance, name, target)
+        began = time.perf_counter()
+        try:
+            coro.send(None)
+        except StopIteration as stop:
+            value: CheckResult = stop.value
+        else:
+            coro.close()
+            return None
+        elapsed = time.perf_counter() - began
+        now = asyncio.get_running_loop().time()
+        self.runner.ran_inline(name, target, elapsed, now)
+        # Inline: no deadline to cut it and no loop time to starve it of.
+        result = self._redact(value)
+        settings = st.config.monitor
+        self._store(key, st if key is st.key else self._models.owner(key), result, settings, now)
+        self.on_outcome(
+            key[0],
+            result,
+            st.deadline,
+            0.0,
+            (target,),
+            settings.failure_threshold,
+            settings.timeout,
+        )
+        return result
 
     def submit_batch(
         self, instance: BatchStrategy, members: list[ModelState]
@@ -229,7 +283,9 @@ class Checks:
             # One upstream call is one piece of evidence, however many targets it answered.
             failed = [r for r in results if is_transport_failure(r)]
             evidence = failed[0] if failed else results[0]
-            self.on_outcome(spec_id, evidence, job, targets, threshold, timeout)
+            self.on_outcome(
+                spec_id, evidence, job.deadline, job.starved, targets, threshold, timeout
+            )
 
         self._counts["batches"] += 1
         self._counts["batched_targets"] += len(targets)
@@ -263,7 +319,8 @@ class Checks:
             instance = self._instance(st.name)
         except KeyError:
             return
-        self.submit_single(key, instance, st)
+        if self.try_inline(key, instance, st) is None:
+            self.submit_single(key, instance, st)
 
     async def wait(self, fut: asyncio.Future[CheckResult], st: ModelState, key: Key) -> CheckResult:
         """Await a shared check for at most its deadline; then answer what is known."""
@@ -311,7 +368,18 @@ class Checks:
         if self.shared.get(key) is fut:
             del self.shared[key]
         now = asyncio.get_running_loop().time()
-        st = self._models.owner(key)
+        self._store(key, self._models.owner(key), result, settings, now)
+        if not fut.done():
+            fut.set_result(result)
+
+    def _store(
+        self,
+        key: Key,
+        st: ModelState | None,
+        result: CheckResult,
+        settings: MonitorSettings,
+        now: float,
+    ) -> None:
         if st is not None and st.owns(key):
             # The model's own target: its last result is its cache entry.
             self._models.observe(st, result)
@@ -326,8 +394,6 @@ class Checks:
             )
             if len(self.cache) > 1024:
                 self.prune(now)
-        if not fut.done():
-            fut.set_result(result)
 
     def shed(self, spec_id: int, answer: Callable[[str, Target], CheckResult]) -> None:
         """Answer the instance's queued checks with ``answer(strategy, target)``, unrun.

@@ -49,20 +49,22 @@ class Probe(enum.Enum):
     RUNNING_THEN_AGAIN = "running_then_again"
 
 
-@attrs.define(eq=False)
+# No weakref slot: a model's state is referenced, never weakly (8 bytes a model).
+@attrs.define(eq=False, weakref_slot=False)
 class ModelState:
     config: ModelConfig
-    #: Frozen, so one shared default is safe.
+    #: Frozen and interned (see ``_thresholds.observe``): states are shared between models.
     thresholds: ThresholdState = _START
     last: CheckResult | None = None
-    #: A list, not a deque: an empty deque is 600 bytes, times ten thousand models.
-    history: list[Transition] = attrs.field(factory=list)
+    #: The transitions, oldest first: ``None``, one :class:`Transition`, or a list once
+    #: there are two (most models only ever have one, ``unknown -> healthy``, and a
+    #: one-element list costs 88 bytes, times a hundred thousand models).
+    _history: Transition | list[Transition] | None = None
     #: Loop time until which ``last`` answers on-demand checks (the model's own cache entry).
     fresh_until: float = -math.inf
-    #: Loop time of the next probe (``inf`` while a probe runs or before start).
+    #: Loop time of the next probe (``inf`` while a probe runs or before start). A heap
+    #: entry whose time is not ``due`` any more is stale.
     due: float = math.inf
-    #: Bumped whenever the queued heap entry is superseded.
-    generation: int = 0
     probe: Probe = Probe.SCHEDULED
     #: Derived from ``config`` by :meth:`Models.configure`.
     key: Key = (0, Target())
@@ -73,9 +75,35 @@ class ModelState:
     #: When the running probe was due (for :meth:`Monitor.overdue`).
     wanted: float = math.inf
 
+    def __lt__(self, other: ModelState) -> bool:
+        # Breaks ties between heap entries due at the very same time; any order will do.
+        return self.config.name < other.config.name
+
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def history(self) -> tuple[Transition, ...]:
+        """The model's transitions, oldest first."""
+        held = self._history
+        if held is None:
+            return ()
+        if isinstance(held, Transition):
+            return (held,)
+        return tuple(held)
+
+    def remember(self, transition: Transition, size: int) -> None:
+        """Append ``transition``, keeping at most ``size`` transitions."""
+        held = self._history
+        if held is None:
+            self._history = transition
+        elif isinstance(held, Transition):
+            self._history = [held, transition][-size:]
+        else:
+            held.append(transition)
+            if len(held) > size:
+                del held[0]  # at most size entries: cheap enough
 
     @property
     def settings(self) -> MonitorSettings:
@@ -122,8 +150,12 @@ class Models:
         self.states: dict[str, ModelState] = {}
         self._spec_ids: dict[StrategySpec, int] = {}
         self._spec_counter = itertools.count(1)
-        #: spec id -> names of the models it checks.
-        self.models_of_spec: dict[int, set[str]] = {}
+        #: spec id -> names of the models it checks (a dict as an ordered set: about half
+        #: the bytes of a set per name).
+        self.models_of_spec: dict[int, dict[str, None]] = {}
+        #: (spec id, settings) -> (deadline, stale_after): models with equal configs share
+        #: the two floats (24 bytes each a model otherwise). Emptied by each reload.
+        self.timing: dict[tuple[int, MonitorSettings], tuple[float, float]] = {}
         #: Own keys of models checked under another name upstream (``upstream_model``).
         self._mapped: dict[Key, ModelState] = {}
         self.listeners: list[TransitionListener] = []
@@ -155,9 +187,15 @@ class Models:
         st.key = (spec_id, mc.target)
         if mc.upstream_model is not None:
             self._mapped[st.key] = st
-        st.deadline = deadline_for(mc.check, mc.monitor)
-        st.stale_after = mc.monitor.stale_after(st.deadline)
-        self.models_of_spec.setdefault(spec_id, set()).add(mc.name)
+        timing = self.timing.get((spec_id, mc.monitor))
+        if timing is None:
+            deadline = deadline_for(mc.check, mc.monitor)
+            timing = self.timing[spec_id, mc.monitor] = (
+                deadline,
+                mc.monitor.stale_after(deadline),
+            )
+        st.deadline, st.stale_after = timing
+        self.models_of_spec.setdefault(spec_id, {})[mc.name] = None
 
     def unindex(self, st: ModelState) -> int | None:
         """Take ``st`` out of the spec index; the spec id if nobody uses it any more."""
@@ -167,7 +205,7 @@ class Models:
         names = self.models_of_spec.get(spec_id)
         if names is None:
             return None
-        names.discard(st.name)
+        names.pop(st.name, None)
         if names:
             return None
         # Nobody uses the spec any more: a later equal spec is a new instance.
@@ -225,9 +263,7 @@ class Models:
         tr = Transition(
             model=st.name, old=old, new=new, result=result, at=dt.datetime.now(dt.timezone.utc)
         )
-        st.history.append(tr)
-        if len(st.history) > self._history_size:
-            del st.history[0]  # at most history_size entries: cheap enough
+        st.remember(tr, self._history_size)
         # An outage marks many models at once and logs one line for all of them.
         level = logging.DEBUG if quiet else logging.INFO if new.is_ok else logging.WARNING
         log.log(level, "model %r: %s -> %s (%s)", st.name, old.value, new.value, result.detail)

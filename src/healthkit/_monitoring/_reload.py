@@ -40,10 +40,10 @@ def apply_reload(
             detector.forget(gone)
 
     states = models.states
+    models.timing.clear()  # shared timings of the old config: rebuilt as models configure
     for name in plan.removed:
         st = states.pop(name, None)
         if st is not None:
-            st.generation += 1
             unindex(st)
     for name in plan.added:
         st = models.add(config.models[name])

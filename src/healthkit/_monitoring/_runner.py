@@ -182,6 +182,17 @@ class Runner:
         _, still = await asyncio.wait(list(self._abandoned), timeout=grace)
         return len(still)
 
+    def ran_inline(self, strategy: str, target: object, elapsed: float, now: float) -> None:
+        """Account for a check that answered without suspending: it took no budget
+        slot, no task and no deadline timer, but it is a check like any other."""
+        self._counts["checks"] += 1
+        self.last_progress = now
+        if self.listeners:
+            event = CheckEvent(
+                strategy=strategy, model=str(target), seconds=elapsed, targets=1, batch=False
+            )
+            self._notify(event)
+
     def _launch(self, job: Job) -> None:
         loop = asyncio.get_running_loop()
         if self._queued_keys:
@@ -249,13 +260,17 @@ class Runner:
         self.last_progress = asyncio.get_running_loop().time()
         if not self.listeners:
             return
-        event = CheckEvent(
-            strategy=job.strategy,
-            model=None if job.batch else job.model,
-            seconds=job.elapsed,
-            targets=job.targets,
-            batch=job.batch,
+        self._notify(
+            CheckEvent(
+                strategy=job.strategy,
+                model=None if job.batch else job.model,
+                seconds=job.elapsed,
+                targets=job.targets,
+                batch=job.batch,
+            )
         )
+
+    def _notify(self, event: CheckEvent) -> None:
         for listener in list(self.listeners):
             try:
                 listener(event)

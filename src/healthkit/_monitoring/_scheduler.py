@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import heapq
-import itertools
 import logging
 import math
 import random
@@ -53,8 +52,9 @@ class Scheduler:
         self._instance_of = instance
         self._running = running
         self._random = random.Random(seed)
-        self._heap: list[tuple[float, int, str, int]] = []
-        self._seq = itertools.count()
+        #: ``(due, state)``: an entry is live while the state is still the model's and
+        #: ``state.due`` is still ``due`` (rescheduling pushes anew, never edits in place).
+        self._heap: list[tuple[float, ModelState]] = []
         #: The future the scheduler sleeps on (``None`` while it runs a tick).
         self._waiter: asyncio.Future[None] | None = None
         self._sleep_until = math.inf
@@ -76,9 +76,8 @@ class Scheduler:
         return base * (1.0 + s.jitter * (self._random.random() - 0.5))
 
     def schedule(self, st: ModelState, due: float) -> None:
-        st.generation += 1
         st.due = due
-        heapq.heappush(self._heap, (due, next(self._seq), st.name, st.generation))
+        heapq.heappush(self._heap, (due, st))
         if due < self._sleep_until:
             self._wake()
 
@@ -135,13 +134,15 @@ class Scheduler:
         due: list[ModelState] = []
         parked: list[ModelState] = []
         shared = self._checks.shared
-        while self._heap and self._heap[0][0] <= now + _TICK:
-            when, _, name, generation = heapq.heappop(self._heap)
-            st = self._models.states.get(name)
-            if st is None or st.generation != generation or st.probing:
+        states = self._models.states
+        heap = self._heap
+        until = now + _TICK
+        while heap and heap[0][0] <= until:
+            when, st = heapq.heappop(heap)
+            if st.due != when or st.probing or states.get(st.name) is not st:
                 continue
             self.lateness.append(max(0.0, now - when))
-            if st.key not in shared and not self._detector.may_start(st.key[0]):
+            if not self._detector.may_start(st.key[0]) and st.key not in shared:
                 # The upstream is down and a half-open probe is out: wait for its verdict.
                 parked.append(st)
                 continue
@@ -172,7 +173,6 @@ class Scheduler:
                 if not other.probing and other.due - now <= other.settings.period / 2:
                     other.probe = Probe.RUNNING
                     other.due = math.inf
-                    other.generation += 1
                     members.append(other)
             instance = self._instance(members[0])
             if instance is None:
@@ -203,6 +203,9 @@ class Scheduler:
         """A background probe: join the key's shared check, or start one."""
         fut = self._checks.shared.get(st.key)
         if fut is None:
+            if self._checks.try_inline(st.key, instance, st) is not None:
+                self.probe_done(st, started, now=started)
+                return
             fut = self._checks.submit_single(st.key, instance, st)
         self._when_done(fut, st, started)
 
@@ -220,7 +223,10 @@ class Scheduler:
             breaker.parked.add(st.name)
         self.schedule(st, now + self.interval(st))
 
-    def probe_done(self, st: ModelState, started: float, *, park: bool = False) -> None:
+    def probe_done(
+        self, st: ModelState, started: float, *, park: bool = False, now: float | None = None
+    ) -> None:
+        """``st``'s probe (started at loop time ``started``) ended; ``now`` if known."""
         again = st.probe is Probe.RUNNING_THEN_AGAIN
         st.probe = Probe.SCHEDULED
         st.wanted = math.inf
@@ -229,7 +235,8 @@ class Scheduler:
         if park:
             self.park(st, started)
             return
-        now = asyncio.get_running_loop().time()
+        if now is None:
+            now = asyncio.get_running_loop().time()
         if again:
             self.schedule(st, now)
         else:

@@ -7,6 +7,7 @@ give the next state. The monitor keeps one state per model.
 from __future__ import annotations
 
 import enum
+import functools
 
 import attrs
 
@@ -27,7 +28,10 @@ class ThresholdState:
     """The thresholded view of one model: readiness, status and the current run.
 
     At most one of ``successes``/``failures`` is non-zero: they count the run of
-    equal outcomes that ended with the last result.
+    equal outcomes that ended with the last result, up to the threshold that needs
+    them (a longer run decides nothing more). So the states are few, and
+    :func:`observe` hands out one shared instance of each: a monitor of a hundred
+    thousand models does not hold a hundred thousand of them.
     """
 
     readiness: Readiness = Readiness.NOT_READY
@@ -53,9 +57,9 @@ def observe(
       leave both readiness and status unchanged.
     """
     if status.is_ok:
-        successes, failures = state.successes + 1, 0
+        successes, failures = min(state.successes + 1, success_threshold), 0
     else:
-        successes, failures = 0, state.failures + 1
+        successes, failures = 0, min(state.failures + 1, failure_threshold)
     readiness, new = state.readiness, state.status
     if readiness is Readiness.READY:
         if status.is_ok:
@@ -68,7 +72,13 @@ def observe(
     else:
         # Already not ready: the failure changes nothing but the reason shown.
         new = status
-    return ThresholdState(readiness, new, successes, failures)
+    return _shared(readiness, new, successes, failures)
+
+
+# Bounded: thresholds are configurable, and the counts stop at them.
+@functools.lru_cache(maxsize=4096)
+def _shared(readiness: Readiness, status: Status, successes: int, failures: int) -> ThresholdState:
+    return ThresholdState(readiness, status, successes, failures)
 
 
 def restart(state: ThresholdState) -> ThresholdState:

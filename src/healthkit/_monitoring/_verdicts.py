@@ -16,8 +16,7 @@ from collections.abc import Callable, Sequence
 from .._result import CheckResult, Target
 from ._checks import Checks
 from ._models import Models
-from ._outage import Breaker, Change, OutageDetector, outage_result
-from ._runner import Job
+from ._outage import Breaker, Change, OutageDetector, is_transport_failure, outage_result
 from ._scheduler import Scheduler
 
 __all__ = ["Verdicts"]
@@ -49,12 +48,15 @@ class Verdicts:
         self,
         spec_id: int,
         result: CheckResult,
-        job: Job,
+        deadline: float,
+        starved: float,
         targets: Sequence[Target],
         threshold: int,
         timeout: float,
     ) -> None:
         """Feed one upstream call's outcome to its instance's breaker, and act on the verdict."""
+        if self._detector.get(spec_id) is None and not is_transport_failure(result):
+            return  # the common case: nothing to count, nothing to reset
         models = self._models.models_of_spec.get(spec_id)
         if models is None:
             return  # the instance left with a reload
@@ -65,8 +67,8 @@ class Verdicts:
             threshold=threshold,
             models=len(models),
             timeout=timeout,
-            deadline=job.deadline,
-            starved=job.starved,
+            deadline=deadline,
+            starved=starved,
             now=time.monotonic(),
         )
         breaker = self._detector.get(spec_id)
@@ -75,7 +77,7 @@ class Verdicts:
         elif change is Change.RECOVERED and breaker is not None:
             self._recovered(spec_id, breaker, result)
 
-    def _tripped(self, spec_id: int, breaker: Breaker, names: set[str]) -> None:
+    def _tripped(self, spec_id: int, breaker: Breaker, names: dict[str, None]) -> None:
         """Mark every model of the instance not ready now (never ready: see _recovered)."""
         proof = breaker.proof
         assert proof is not None

@@ -20,6 +20,9 @@ class NoopStrategy:
     """Reports every target healthy without contacting anything."""
 
     name = "noop"
+    #: ``acheck`` answers without awaiting anything: the monitor runs it inline, with no
+    #: task of its own (see ``healthkit._monitoring._checks.ANSWERS_INLINE``).
+    _healthkit_answers_inline = True
 
     def __init__(self, config: NoopConfig) -> None:
         self.config = config

@@ -1,0 +1,308 @@
+"""Checks that answer without suspending run inline; every promise of a check still holds.
+
+A strategy whose class declares ``_healthkit_answers_inline`` (``noop`` does) is
+run by the monitor in the step that starts it, with no task, future or deadline
+timer. If such a check awaits something after all, it runs again in a task of its
+own, with the deadline, cancellation and single flight of any other check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import attrs
+
+import healthkit
+from _monitor_support import wait_until
+from healthkit import (
+    CheckResult,
+    ErrorInfo,
+    HealthKit,
+    Monitor,
+    Status,
+    StrategyRegistry,
+    Target,
+    load_config,
+)
+from healthkit._monitoring._checks import ANSWERS_INLINE
+
+Behaviour = Callable[[Target], Awaitable[CheckResult]]
+
+
+@attrs.frozen(kw_only=True)
+class InlineConfig:
+    script: str = "default"
+
+
+class InlinePlugin:
+    """Registers ``inline``: a strategy that declares it answers without suspending."""
+
+    def __init__(self) -> None:
+        self.behaviours: dict[str, Behaviour] = {}
+        self.calls = 0
+        self.tasks: list[asyncio.Task[Any] | None] = []
+        self.running = 0
+
+    @healthkit.hookimpl
+    def healthkit_register_strategies(self, registrar: Any) -> None:
+        registrar.add("inline", config=InlineConfig, factory=self._make)
+
+    def _make(self, config: InlineConfig, context: Any) -> _Inline:
+        return _Inline(self, config)
+
+    def monitor(self, models: dict[str, dict[str, Any]], **kw: Any) -> Monitor:
+        registry = StrategyRegistry(plugins=[self], entry_points=False)
+        raw = {
+            "models": {m: {"health_check": {"strategy": "inline", **s}} for m, s in models.items()}
+        }
+        return Monitor(HealthKit(load_config(raw, registry=registry), registry=registry), **kw)
+
+
+class _Inline:
+    _healthkit_answers_inline = True
+
+    def __init__(self, plugin: InlinePlugin, config: InlineConfig) -> None:
+        self.plugin = plugin
+        self.config = config
+
+    async def acheck(self, target: Target) -> CheckResult:
+        self.plugin.calls += 1
+        self.plugin.tasks.append(asyncio.current_task())
+        self.plugin.running += 1
+        try:
+            return await self.plugin.behaviours[self.config.script](target)
+        finally:
+            self.plugin.running -= 1
+
+    async def aclose(self) -> None:
+        return None
+
+
+def result(target: Target, status: Status = Status.HEALTHY, **kw: Any) -> CheckResult:
+    return CheckResult(status=status, strategy="inline", target=target, **kw)
+
+
+def test_the_noop_strategy_declares_it() -> None:
+    from healthkit.strategies.noop import NoopStrategy
+
+    assert getattr(NoopStrategy, ANSWERS_INLINE) is True
+
+
+async def test_an_inline_check_runs_in_the_callers_step_and_counts_like_any_check() -> None:
+    plugin = InlinePlugin()
+
+    async def answer(target: Target) -> CheckResult:
+        return result(target, detail="fine")
+
+    plugin.behaviours["default"] = answer
+    monitor = plugin.monitor({"a": {}})
+    events: list[Any] = []
+    monitor.add_check_listener(events.append)
+    try:
+        got = await monitor.acheck("a")
+        assert got.status is Status.HEALTHY and got.detail == "fine"
+        assert got.latency > 0  # filled in, as for a check run in a task
+        # Inline: in the caller's own task, once.
+        assert plugin.calls == 1 and plugin.tasks == [asyncio.current_task()]
+        assert monitor.stats().checks == 1 and monitor.stats().in_flight == 0
+        assert [(e.model, e.targets, e.batch) for e in events] == [("a", 1, False)]
+        assert monitor.last_result("a") is got and monitor.is_ready("a")
+        (tr,) = monitor.history("a")
+        assert (tr.old, tr.new, tr.result) == (Status.UNKNOWN, Status.HEALTHY, got)
+        # A fresh result is reused for cache_ttl, inline or not.
+        assert await monitor.acheck("a") is got and plugin.calls == 1
+    finally:
+        await monitor.aclose()
+
+
+async def test_background_probes_of_noop_models_run_inline_and_keep_their_schedule() -> None:
+    raw = {
+        "defaults": {"health_check": {"strategy": "noop", "period": 0.05, "jitter": 0.0}},
+        "models": {f"m{i}": {} for i in range(20)},
+    }
+    monitor = Monitor(HealthKit.from_config(raw))
+    try:
+        await monitor.start()
+        await wait_until(lambda: monitor.stats().checks >= 60)
+        assert monitor.server_ready()
+        # Each model is probed again and again, not once: the schedule goes on.
+        assert all(len(monitor.history(m)) == 1 for m in monitor.models)
+        assert monitor.stats().in_flight == 0 and monitor.overdue() == 0
+    finally:
+        await monitor.aclose()
+
+
+async def test_a_check_that_suspends_after_all_runs_again_in_a_task_of_its_own() -> None:
+    plugin = InlinePlugin()
+
+    async def scoped(target: Target) -> CheckResult:
+        # anyio's cancel scopes and asyncio.timeout hold on to the current task: resuming
+        # this coroutine in another task would break both (and could cancel the caller).
+        with anyio.CancelScope():
+            async with asyncio.timeout(5):
+                await asyncio.sleep(0)
+        return result(target, detail="after a suspension")
+
+    plugin.behaviours["default"] = scoped
+    monitor = plugin.monitor({"a": {}})
+    try:
+        got = await monitor.acheck("a")
+        assert got.status is Status.HEALTHY, got.detail
+        assert got.detail == "after a suspension"
+        # Started inline, closed at its first suspension, then run in a task.
+        assert plugin.calls == 2
+        assert plugin.tasks[0] is asyncio.current_task()
+        assert plugin.tasks[1] is not None and plugin.tasks[1] is not asyncio.current_task()
+        task = asyncio.current_task()
+        assert task is not None and task.cancelling() == 0
+        assert monitor.stats().checks == 1
+        assert plugin.running == 0
+    finally:
+        await monitor.aclose()
+
+
+async def test_a_check_that_hangs_is_cut_at_its_deadline_and_left_no_task_behind() -> None:
+    plugin = InlinePlugin()
+    never = asyncio.Event()
+
+    async def hang(target: Target) -> CheckResult:
+        await never.wait()
+        return result(target)
+
+    plugin.behaviours["default"] = hang
+    monitor = plugin.monitor({"a": {"timeout": 0.2, "failure_threshold": 1}})
+    try:
+        got = await asyncio.wait_for(monitor.acheck("a"), 5.0)
+        assert got.status is Status.UNHEALTHY
+        assert "timed out" in got.detail and "cut by the monitor" in got.detail
+        assert monitor.stats().timeouts == 1
+        await wait_until(lambda: plugin.running == 0)
+        assert monitor.stats().in_flight == 0
+    finally:
+        await monitor.aclose()
+
+
+async def test_an_inline_check_that_raises_is_an_unhealthy_result() -> None:
+    plugin = InlinePlugin()
+
+    async def boom(target: Target) -> CheckResult:
+        raise ValueError("boom")
+
+    plugin.behaviours["default"] = boom
+    monitor = plugin.monitor({"a": {"failure_threshold": 1}})
+    try:
+        got = await monitor.acheck("a")
+        assert got.status is Status.UNHEALTHY
+        assert got.detail == "check raised ValueError: boom"
+        assert got.error == ErrorInfo(type="ValueError", message="boom")
+        assert plugin.calls == 1 and not monitor.is_ready("a")
+    finally:
+        await monitor.aclose()
+
+
+async def test_callers_join_a_check_in_flight_instead_of_starting_one_inline() -> None:
+    plugin = InlinePlugin()
+    release = asyncio.Event()
+
+    async def slow(target: Target) -> CheckResult:
+        await release.wait()
+        return result(target, detail="slow")
+
+    plugin.behaviours["default"] = slow
+    monitor = plugin.monitor({"a": {"timeout": 10.0, "cache_ttl": 0.0}})
+    try:
+        first = asyncio.ensure_future(monitor.acheck("a"))
+        await wait_until(lambda: plugin.running == 1)
+        second = asyncio.ensure_future(monitor.acheck("a"))
+        await asyncio.sleep(0)
+        # The second caller joined the check in flight: no inline attempt of its own.
+        assert plugin.calls == 2  # the first caller's inline attempt and its task
+        release.set()
+        one, two = await asyncio.gather(first, second)
+        assert one is two and one.detail == "slow"
+        assert monitor.stats().coalesced == 1 and monitor.stats().checks == 1
+    finally:
+        await monitor.aclose()
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_check_others_wait_for() -> None:
+    plugin = InlinePlugin()
+    release = asyncio.Event()
+
+    async def slow(target: Target) -> CheckResult:
+        await release.wait()
+        return result(target)
+
+    plugin.behaviours["default"] = slow
+    monitor = plugin.monitor({"a": {"timeout": 10.0}})
+    try:
+        leaving = asyncio.ensure_future(monitor.acheck("a"))
+        await wait_until(lambda: plugin.running == 1)
+        staying = asyncio.ensure_future(monitor.acheck("a"))
+        await asyncio.sleep(0)
+        leaving.cancel()
+        await asyncio.sleep(0)
+        release.set()
+        assert (await staying).status is Status.HEALTHY
+        assert leaving.cancelled()
+    finally:
+        await monitor.aclose()
+
+
+async def test_inline_transport_failures_still_mark_the_upstream_down_and_recover() -> None:
+    plugin = InlinePlugin()
+    up = False
+
+    async def flaky(target: Target) -> CheckResult:
+        if up:
+            return result(target)
+        return result(
+            target,
+            Status.UNHEALTHY,
+            detail="connection refused",
+            error=ErrorInfo(type="ConnectError", message="refused"),
+        )
+
+    plugin.behaviours["default"] = flaky
+    settings = {"period": 0.02, "jitter": 0.0, "timeout": 0.05, "failure_threshold": 2}
+    monitor = plugin.monitor({f"m{i}": settings for i in range(5)})
+    try:
+        await monitor.start()
+        await wait_until(lambda: monitor.upstream_down("m0"))
+        assert monitor.stats().outages == 1
+        assert not any(monitor.is_ready(m) for m in monitor.models)
+        up = True
+        await wait_until(lambda: not monitor.upstream_down("m0") and monitor.server_ready())
+    finally:
+        await monitor.aclose()
+
+
+async def test_history_keeps_every_transition_in_order_up_to_its_size() -> None:
+    plugin = InlinePlugin()
+    statuses = iter([Status.HEALTHY, Status.UNHEALTHY, Status.HEALTHY, Status.UNHEALTHY])
+
+    async def scripted(target: Target) -> CheckResult:
+        return result(target, next(statuses))
+
+    plugin.behaviours["default"] = scripted
+    settings = {"cache_ttl": 0.0, "failure_threshold": 1}
+    for size, expected in (
+        (10, ["unknown", "healthy", "unhealthy", "healthy", "unhealthy"]),
+        (2, ["unhealthy", "healthy", "unhealthy"]),
+        (1, ["healthy", "unhealthy"]),
+    ):
+        statuses = iter([Status.HEALTHY, Status.UNHEALTHY, Status.HEALTHY, Status.UNHEALTHY])
+        monitor = plugin.monitor({"a": settings}, history_size=size)
+        try:
+            seen = [await monitor.acheck("a") for _ in range(4)]
+            history = monitor.history("a")
+            assert len(history) == min(size, 4)
+            # Consecutive: each transition starts where the one before it ended.
+            chain = [history[0].old.value] + [tr.new.value for tr in history]
+            assert chain == expected
+            assert history[-1].result is seen[-1] is monitor.last_result("a")
+        finally:
+            await monitor.aclose()
