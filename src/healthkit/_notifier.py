@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
@@ -18,6 +18,7 @@ __all__ = [
     "Notifier",
     "NotifierSettings",
     "NotifierSpec",
+    "NotifierType",
     "event_kind",
 ]
 
@@ -190,3 +191,22 @@ class NotifierSpec:
     type: str
     settings: NotifierSettings = attrs.field(factory=NotifierSettings)
     config: Any = None
+
+
+@attrs.frozen(kw_only=True)
+class NotifierType:
+    """A notifier a plugin registered: its config class and how to build one."""
+
+    name: str
+    config_class: type[Any]
+    #: ``factory(config)`` -> an object with ``async send(notification)`` and ``async aclose()``.
+    factory: Callable[[Any], Any]
+    description: str = ""
+    plugin: str = ""
+    distribution: str | None = None
+    version: str | None = None
+
+    @property
+    def origin(self) -> str:
+        parts = [p for p in (self.distribution, self.version) if p]
+        return f"plugin {self.plugin!r}" + (f" ({' '.join(parts)})" if parts else "")

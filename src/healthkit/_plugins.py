@@ -7,12 +7,19 @@ small helpers to describe what a plugin handed over.
 
 from __future__ import annotations
 
-import importlib.metadata
+import importlib
 import os
+import re
+import sys
 import traceback
 from collections.abc import Iterable
+from importlib.machinery import PathFinder
+from typing import TYPE_CHECKING
 
 import attrs
+
+if TYPE_CHECKING:
+    import importlib.metadata
 
 __all__ = [
     "BUILTIN_PLUGIN",
@@ -25,8 +32,11 @@ __all__ = [
     "PluginFailure",
     "PluginInfo",
     "TRACEBACK_ENV_VAR",
+    "FoundEntryPoint",
     "describe",
     "dist_of",
+    "distribution_version",
+    "find_entry_points",
     "format_traceback",
     "parse_disabled",
     "parse_names",
@@ -113,11 +123,166 @@ def dist_of(ep: importlib.metadata.EntryPoint) -> tuple[str | None, str | None]:
     return dist.metadata["Name"], dist.version
 
 
-@attrs.frozen
-class Loaded:
-    """A plugin object found, in load order, with where it comes from."""
+# -- finding entry points ----------------------------------------------------------
+#
+# importlib.metadata costs a one-shot ``healthkit check`` more than healthkit's
+# own registry: its import (zipfile, csv, email parsing...) and a parse of every
+# distribution's entry points and metadata. Plain directories on sys.path with
+# no other distribution finder installed (nearly every deployment) are read here
+# directly, the way importlib.metadata reads them; anything else (a zip or egg on
+# sys.path, a meta-path finder of its own) goes through importlib.metadata.
 
-    plugin: object
-    name: str
-    distribution: str | None
-    version: str | None
+
+class FoundEntryPoint:
+    """An entry point of group ``healthkit``: its name, value and distribution."""
+
+    __slots__ = ("distribution", "name", "value", "version")
+
+    def __init__(self, name: str, value: str, distribution: str | None, version: str | None):
+        self.name = name
+        self.value = value
+        self.distribution = distribution
+        self.version = version
+
+    def load(self) -> object:
+        """Import ``module`` or ``module:attr.attr``, as ``EntryPoint.load`` does."""
+        module_name, _, attr = self.value.partition(":")
+        # "module:attr [extra]": extras do not change what is loaded.
+        attr = attr.split("[", 1)[0].strip()
+        value: object = importlib.import_module(module_name.split("[", 1)[0].strip())
+        for part in filter(None, attr.split(".")):
+            value = getattr(value, part)
+        return value
+
+    def __repr__(self) -> str:
+        return f"FoundEntryPoint({self.name!r}, {self.value!r}, {self.distribution!r})"
+
+
+def _normalize(name: str) -> str:
+    """importlib.metadata's normalized distribution name (``Prepared.normalize``)."""
+    return re.sub(r"[-_.]+", "-", name).lower().replace("-", "_")
+
+
+def _distribution_dirs() -> list[tuple[str, str]] | None:
+    """``(normalized name, metadata directory)`` of every distribution on sys.path, the
+    first of each name, in importlib.metadata's order; ``None`` when only
+    importlib.metadata can tell (a zip or egg on sys.path, another finder)."""
+    for finder in sys.meta_path:
+        if finder is not PathFinder and getattr(finder, "find_distributions", None):
+            return None
+    found: dict[str, str] = {}
+    for entry in sys.path:
+        if not isinstance(entry, str):
+            return None
+        root = entry or "."
+        try:
+            children = os.listdir(root)
+        except OSError:
+            if os.path.exists(root):  # a zip file: importlib.metadata reads those
+                return None
+            continue
+        if os.path.basename(root).lower().endswith(".egg"):
+            return None
+        for child in children:
+            low = child.lower()
+            if low.endswith((".dist-info", ".egg-info")):
+                name = _normalize(low.rpartition(".")[0].partition("-")[0])
+                found.setdefault(name, os.path.join(root, child))
+    return list(found.items())
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _name_and_version(info: str) -> tuple[str | None, str | None]:
+    """``Name`` and ``Version`` from a distribution's ``METADATA`` (or ``PKG-INFO``) headers."""
+    text = _read(os.path.join(info, "METADATA")) or _read(os.path.join(info, "PKG-INFO")) or ""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            break  # the headers end at the first blank line; the description follows
+        key, sep, value = line.partition(":")
+        if sep and key in ("Name", "Version"):
+            fields.setdefault(key, value.strip())
+    return fields.get("Name"), fields.get("Version")
+
+
+def _entry_points_of(info: str, group: str) -> list[tuple[str, str]]:
+    """``(name, value)`` of group ``group`` in ``info/entry_points.txt`` (its INI-like format)."""
+    text = _read(os.path.join(info, "entry_points.txt"))
+    if not text or f"[{group}]" not in text:
+        return []
+    section = None
+    pairs = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line.strip("[]")
+            continue
+        name, sep, value = line.partition("=")
+        if section == group and sep:
+            pairs.append((name.strip(), value.strip()))
+    return pairs
+
+
+def find_entry_points(group: str) -> list[FoundEntryPoint]:
+    """Every entry point of ``group`` in the distributions on sys.path, as
+    ``importlib.metadata.entry_points(group=group)`` finds them (one distribution per name:
+    the first on sys.path)."""
+    dirs = _distribution_dirs()
+    if dirs is None:
+        import importlib.metadata
+
+        return [
+            FoundEntryPoint(ep.name, ep.value, *dist_of(ep))
+            for ep in importlib.metadata.entry_points(group=group)
+        ]
+    found: list[FoundEntryPoint] = []
+    for _name, info in dirs:
+        pairs = _entry_points_of(info, group)
+        if pairs:
+            dist, version = _name_and_version(info)
+            found.extend(FoundEntryPoint(name, value, dist, version) for name, value in pairs)
+    return found
+
+
+def distribution_version(name: str) -> str | None:
+    """The version of installed distribution ``name``, ``None`` if not installed."""
+    dirs = _distribution_dirs()
+    if dirs is None:
+        import importlib.metadata
+
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+    info = dict(dirs).get(_normalize(name))
+    return None if info is None else _name_and_version(info)[1]
+
+
+class Loaded:
+    """A plugin object found, in load order, with where it comes from.
+
+    A plain class, not an attrs one: internal, and defining an attrs class costs
+    each process (every ``healthkit check``) about a millisecond.
+    """
+
+    __slots__ = ("distribution", "name", "plugin", "version")
+
+    def __init__(
+        self, plugin: object, name: str, distribution: str | None, version: str | None
+    ) -> None:
+        self.plugin = plugin
+        self.name = name
+        self.distribution = distribution
+        self.version = version
+
+    def __repr__(self) -> str:
+        return f"Loaded({self.plugin!r}, {self.name!r}, {self.distribution!r}, {self.version!r})"

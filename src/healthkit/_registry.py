@@ -7,12 +7,14 @@ loaded from the same plugins with the same isolation.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import logging
 import os
+import threading
 import types
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, overload
 
+import attrs
 import pluggy
 
 from ._errors import StrategyConflictError, UnknownStrategyError
@@ -29,14 +31,23 @@ from ._plugins import (
     PluginFailure,
     PluginInfo,
     describe,
-    dist_of,
+    distribution_version,
+    find_entry_points,
     format_traceback,
     parse_disabled,
     parse_names,
     traceback_enabled,
 )
-from ._registrar import NotifierRegistrar, NotifierType, StrategyRegistrar
+from ._registrar import (
+    NotifierRegistrar,
+    PendingNotifier,
+    PendingStrategy,
+    StrategyRegistrar,
+)
 from ._strategy import StrategyType
+
+if TYPE_CHECKING:
+    from ._notifier import NotifierType
 
 __all__ = [
     "DISABLE_ENV_VAR",
@@ -74,6 +85,13 @@ class StrategyRegistry:
     order (``tryfirst`` first, ``trylast`` last, otherwise load order); the
     first to register a strategy name keeps it.
 
+    A strategy (or notifier) added with import strings is imported when it is
+    first used: :meth:`get`, ``name in registry``, :attr:`strategies`. Names,
+    descriptions and conflicts need no import. An import that fails then is
+    recorded in :attr:`failures` (stage ``import``) like a plugin that failed to
+    load, and the strategy is dropped: choosing it is an unknown-strategy error
+    that names the plugin and the failure; every other strategy keeps working.
+
     Failures are logged at DEBUG (with ``HEALTHKIT_TRACEBACK=1``: at WARNING,
     with the traceback): they show where they matter, in ``healthkit plugins``
     and in the error for a strategy name that no plugin registered.
@@ -90,8 +108,13 @@ class StrategyRegistry:
     ) -> None:
         self._pm = pluggy.PluginManager(PROJECT_NAME)
         self._pm.add_hookspecs(HookSpecs)
-        self._strategies: dict[str, StrategyType] = {}
-        self._notifiers: dict[str, NotifierType] = {}
+        # What plugins added (names known, imports maybe not done), and what was resolved.
+        self._strategies: dict[str, PendingStrategy] = {}
+        self._notifiers: dict[str, PendingNotifier] = {}
+        self._resolved: dict[str, StrategyType] = {}
+        self._resolved_notifiers: dict[str, NotifierType] = {}
+        # Resolving may happen from several threads (a monitor and an isolated instance).
+        self._lock = threading.Lock()
         self._plugins: list[PluginInfo] = []
         self._failures: list[PluginFailure] = []
         self._disabled = parse_disabled(
@@ -138,9 +161,7 @@ class StrategyRegistry:
         """
         for name in sorted(self._disabled - taken):
             self._pm.set_blocked(name)
-        eps = sorted(
-            importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name
-        )
+        eps = sorted(find_entry_points(ENTRY_POINT_GROUP), key=lambda ep: ep.name)
         loaded: list[Loaded] = []
         seen: set[str] = set()
         for ep in eps:
@@ -148,7 +169,7 @@ class StrategyRegistry:
                 # The same distribution can be visible twice on sys.path.
                 continue
             seen.add(ep.name)
-            dist, version = dist_of(ep)
+            dist, version = ep.distribution, ep.version
             if self._pm.is_blocked(ep.name) or ep.name in self._disabled:
                 self._fail(
                     ep.name, dist, version, "disabled", "Disabled", f"blocked by {DISABLE_ENV_VAR}"
@@ -350,13 +371,105 @@ class StrategyRegistry:
 
     @property
     def strategies(self) -> Mapping[str, StrategyType]:
-        """Registered strategies by name, sorted."""
-        return types.MappingProxyType(dict(sorted(self._strategies.items())))
+        """Registered strategies by name, sorted.
+
+        Imports every strategy added with import strings (those that fail to
+        import are left out and recorded in :attr:`failures`); :meth:`names`
+        imports nothing.
+        """
+        for name in list(self._strategies):
+            self._resolve(name)
+        return types.MappingProxyType(dict(sorted(self._resolved.items())))
 
     @property
     def notifiers(self) -> Mapping[str, NotifierType]:
-        """Registered notifiers (the ``type`` of a ``[[notifiers]]`` entry) by name, sorted."""
-        return types.MappingProxyType(dict(sorted(self._notifiers.items())))
+        """Registered notifiers (the ``type`` of a ``[[notifiers]]`` entry) by name, sorted.
+
+        Imports every notifier added with import strings, as :attr:`strategies` does.
+        """
+        for name in list(self._notifiers):
+            self._resolve_notifier(name)
+        return types.MappingProxyType(dict(sorted(self._resolved_notifiers.items())))
+
+    def _resolve(self, name: str) -> StrategyType | None:
+        """The strategy ``name`` with its config class and factory imported; ``None`` when
+        it is not registered or its import failed (recorded, and the strategy dropped)."""
+        stype = self._resolved.get(name)
+        if stype is not None:
+            return stype
+        with self._lock:
+            stype = self._resolved.get(name)
+            pending = self._strategies.get(name)
+            if stype is None and pending is not None:
+                stype = self._resolve_pending(pending, "strategy")
+                if stype is None:
+                    del self._strategies[name]
+                else:
+                    self._resolved[name] = stype
+            return stype
+
+    def _resolve_notifier(self, name: str) -> NotifierType | None:
+        ntype = self._resolved_notifiers.get(name)
+        if ntype is not None:
+            return ntype
+        with self._lock:
+            ntype = self._resolved_notifiers.get(name)
+            pending = self._notifiers.get(name)
+            if ntype is None and pending is not None:
+                ntype = self._resolve_pending(pending, "notifier")
+                if ntype is None:
+                    del self._notifiers[name]
+                else:
+                    self._resolved_notifiers[name] = ntype
+            return ntype
+
+    @overload
+    def _resolve_pending(self, pending: PendingStrategy, what: str) -> StrategyType | None: ...
+
+    @overload
+    def _resolve_pending(self, pending: PendingNotifier, what: str) -> NotifierType | None: ...
+
+    def _resolve_pending(
+        self, pending: PendingStrategy | PendingNotifier, what: str
+    ) -> StrategyType | NotifierType | None:
+        """Import and check what ``pending`` names; a failure is recorded like a plugin's."""
+        try:
+            config, factory = pending.imported()
+        except (Exception, SystemExit) as exc:  # a plugin must never take the host down
+            self._drop(pending, what, "import", exc)
+            return None
+        try:
+            return pending.resolve(config, factory)
+        except TypeError as exc:  # what add() refuses: it would have failed registration
+            self._drop(pending, what, "register", exc)
+            return None
+
+    def _drop(
+        self,
+        pending: PendingStrategy | PendingNotifier,
+        what: str,
+        stage: str,
+        exc: BaseException,
+    ) -> None:
+        """Record why ``pending`` cannot be used, and stop listing it for its plugin."""
+        message = str(exc) if stage == "register" else f"{what} {pending.name!r}: {exc}"
+        self._fail(
+            pending.plugin,
+            pending.distribution,
+            pending.version,
+            stage,
+            type(exc).__name__,
+            message,
+            exc,
+        )
+        for index, info in enumerate(self._plugins):
+            if info.name == pending.plugin:
+                if what == "strategy":
+                    kept = tuple(n for n in info.strategies if n != pending.name)
+                    self._plugins[index] = attrs.evolve(info, strategies=kept)
+                else:
+                    kept = tuple(n for n in info.notifiers if n != pending.name)
+                    self._plugins[index] = attrs.evolve(info, notifiers=kept)
 
     @property
     def plugins(self) -> tuple[PluginInfo, ...]:
@@ -368,6 +481,7 @@ class StrategyRegistry:
         return tuple(self._failures)
 
     def names(self) -> list[str]:
+        """Every registered strategy name, sorted, without importing any strategy."""
         return sorted(self._strategies)
 
     def unknown_strategy_hint(self, name: str) -> str:
@@ -399,22 +513,18 @@ class StrategyRegistry:
         Raises :class:`UnknownStrategyError`, which lists the known names and the
         plugins that failed to load or are disabled (:meth:`unknown_strategy_hint`).
         """
-        try:
-            return self._strategies[name]
-        except KeyError:
-            raise UnknownStrategyError(
-                name, self.names(), hint=self.unknown_strategy_hint(name)
-            ) from None
+        stype = self._resolve(name) if isinstance(name, str) else None
+        if stype is None:
+            raise UnknownStrategyError(name, self.names(), hint=self.unknown_strategy_hint(name))
+        return stype
 
     def __contains__(self, name: object) -> bool:
-        return name in self._strategies
+        """Whether ``name`` is registered and usable (its lazy imports, if any, succeed)."""
+        return isinstance(name, str) and self._resolve(name) is not None
 
     def __repr__(self) -> str:
         return f"<StrategyRegistry strategies={self.names()} failures={len(self._failures)}>"
 
 
 def _own_version() -> str | None:
-    try:
-        return importlib.metadata.version("model-healthkit")
-    except importlib.metadata.PackageNotFoundError:
-        return None
+    return distribution_version("model-healthkit")

@@ -15,7 +15,6 @@ from .._monitor_settings import MonitorSettings
 from .._strategy import StrategySpec
 from ..validators import format_template, target_name
 from ._env import after_env_errors, interpolate
-from ._history import history_from_raw
 from ._inherit import (
     INHERIT_SECRETS,
     blame_default,
@@ -24,7 +23,6 @@ from ._inherit import (
     merge,
     secret_keys,
 )
-from ._notifiers import parse_notifiers
 from ._schema import DEFAULT_STRATEGY, ModelConfig, ServerConfig, SpecParser
 from ._source import check_shape, join, read_source
 from ._structure import Invalid, unknown_key
@@ -218,8 +216,18 @@ def load_config(
             upstream_model=None if upstream_model == name else upstream_model,
         )
     _same_upstream(models, issues)
-    history = history_from_raw(parser, raw.get("history"), source_name)
-    notifiers = parse_notifiers(parser, raw.get("notifiers"))
+    # Each section's module only for a config that has the section: a one-shot
+    # check of a plain config (every few seconds in probes) never imports them.
+    history = None
+    if raw.get("history") is not None:
+        from ._history import history_from_raw
+
+        history = history_from_raw(parser, raw.get("history"), source_name)
+    notifiers: tuple[Any, ...] = ()
+    if raw.get("notifiers") is not None:
+        from ._notifiers import parse_notifiers
+
+        notifiers = parse_notifiers(parser, raw.get("notifiers"))
     if issues:
         raise ConfigError(_dedupe(after_env_errors(issues)), source=source_name)
     return ServerConfig(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +47,8 @@ def parse_notifiers(parser: SpecParser, raw: Any) -> tuple[NotifierSpec, ...]:
         kind = table.get("type")
         known = list(registry.notifiers)
         if not isinstance(kind, str) or kind not in registry.notifiers:
+            import difflib  # an error path only
+
             close = difflib.get_close_matches(str(kind), known, n=1, cutoff=0.6)
             hint = f"did you mean {close[0]!r}? " if close else ""
             what = "missing" if kind is None else f"unknown notifier type {kind!r}"

@@ -7,7 +7,6 @@ strategy's config class, the monitor settings and the spec itself (``strategy``,
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +17,6 @@ from .._frozen import FrozenMap
 from .._monitor_settings import MonitorSettings
 from .._result import Target
 from .._strategy import ISOLATION_MODES, StrategySpec
-from ._history import HistoryConfig
 from ._source import join
 from ._structure import NO_PLACEHOLDER, Invalid, Structurer
 
@@ -26,6 +24,10 @@ if TYPE_CHECKING:
     # Only its type: the registry imports the built-in strategies, whose modules use
     # healthkit's toolkit, whose redactor reads configs (an import cycle otherwise).
     from .._registry import StrategyRegistry
+
+    # Only the annotation of ServerConfig.history: a config without [history]
+    # never imports that section's module (healthkit check runs every few seconds).
+    from ._history import HistoryConfig
 
 __all__ = [
     "DEFAULT_STRATEGY",
@@ -139,7 +141,8 @@ class SpecParser(Structurer):
                 (
                     other
                     for other in self.registry.names()
-                    if other != name and key in self.strategy_keys(other)
+                    # "in": a plugin strategy whose lazy import fails is left out.
+                    if other != name and other in self.registry and key in self.strategy_keys(other)
                 ),
                 # The usual strategies first: base_url is also a key of 'healthkit'
                 # (federation), but a user who wrote one most likely means 'http'.
@@ -166,6 +169,8 @@ class SpecParser(Structurer):
         if not isinstance(name, str):
             raise self.fail(join(path, "strategy"), f"expected a string, got {name!r}")
         if name not in self.registry:
+            import difflib  # an error path only
+
             known = self.registry.names()
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
             suggestion = f"did you mean {close[0]!r}? " if close else ""

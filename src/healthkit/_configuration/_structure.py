@@ -15,7 +15,6 @@ wrong; what no field explains is a cross-field problem (``__attrs_post_init__``)
 from __future__ import annotations
 
 import copy
-import difflib
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -34,6 +33,8 @@ __all__ = ["NO_PLACEHOLDER", "Invalid", "Structurer", "type_name", "unknown_key"
 
 def unknown_key(path: str, key: str, valid: Iterable[str], hint: str | None = None) -> ConfigIssue:
     """The issue for ``key`` that is not one of ``valid``: a close match, or the list."""
+    import difflib  # an error path only: a check of a valid config never loads it
+
     listed = sorted(set(valid))
     close = difflib.get_close_matches(key, listed, n=1, cutoff=0.6)
     if hint:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from healthkit import StrategyRegistrar, hookimpl
+from typing import TYPE_CHECKING
 
-from ._config import ExecConfig
-from ._strategy import ExecStrategy
+from healthkit import hookimpl
+
+if TYPE_CHECKING:
+    from healthkit import StrategyRegistrar
 
 
 @hookimpl
 def healthkit_register_strategies(registrar: StrategyRegistrar) -> None:
     registrar.add(
         "exec",
-        config=ExecConfig,
-        factory=ExecStrategy.create,
+        # Import strings: healthkit imports them only when a config uses "exec".
+        config="healthkit_exec._config:ExecConfig",
+        factory="healthkit_exec._strategy:ExecStrategy.create",
         description="Run a command (argv, no shell); exit 0/1/2 = healthy/degraded/unhealthy.",
     )

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from healthkit import StrategyRegistrar, hookimpl
+from typing import TYPE_CHECKING
 
-from ._config import OpenAIConfig
-from ._strategy import OpenAIStrategy
+from healthkit import hookimpl
+
+if TYPE_CHECKING:
+    from healthkit import StrategyRegistrar
 
 
 @hookimpl
 def healthkit_register_strategies(registrar: StrategyRegistrar) -> None:
     registrar.add(
         "openai",
-        config=OpenAIConfig,
-        factory=OpenAIStrategy.create,
+        # Import strings: healthkit imports them only when a config uses "openai".
+        config="healthkit_openai._config:OpenAIConfig",
+        factory="healthkit_openai._strategy:OpenAIStrategy.create",
         description="OpenAI-compatible servers: GET /health and/or /v1/models lists the model.",
     )

@@ -8,7 +8,25 @@ Installed, it registers through the ``healthkit`` entry point; use it by name::
     port = 8080
 """
 
-from ._config import TcpConfig
-from ._strategy import TcpStrategy
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._config import TcpConfig
+    from ._strategy import TcpStrategy
 
 __all__ = ["TcpConfig", "TcpStrategy"]
+
+# Each name is imported on first use (PEP 562): healthkit loads the entry point
+# (``._plugin``) in every process, and imports the config and strategy only when
+# a config uses this strategy.
+_PROVIDERS = {"TcpConfig": "._config", "TcpStrategy": "._strategy"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _PROVIDERS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)

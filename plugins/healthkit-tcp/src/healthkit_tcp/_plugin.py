@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from healthkit import StrategyRegistrar, hookimpl
+from typing import TYPE_CHECKING
 
-from ._config import TcpConfig
-from ._strategy import TcpStrategy
+from healthkit import hookimpl
+
+if TYPE_CHECKING:
+    from healthkit import StrategyRegistrar
 
 
 @hookimpl
 def healthkit_register_strategies(registrar: StrategyRegistrar) -> None:
     registrar.add(
         "tcp",
-        config=TcpConfig,
-        factory=TcpStrategy.create,
+        # Import strings: healthkit imports them only when a config uses "tcp".
+        config="healthkit_tcp._config:TcpConfig",
+        factory="healthkit_tcp._strategy:TcpStrategy.create",
         description="TCP connect to host:port; optional send/expect bytes and TLS handshake.",
     )

@@ -2,7 +2,8 @@
 
 The config classes import without grpcio, so a config can be validated (and the
 missing ``grpc`` extra reported) anywhere; :class:`GrpcStrategy` needs the extra
-and is imported on first use.
+and is imported on first use. Every name is imported on first use (PEP 562), so
+finding whether the extra is installed (``_extra``) imports nothing else.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ..._strategy import StrategyContext
-from ._config import GrpcConfig, GrpcTls, missing_grpc_modules
+from ._extra import GRPC_EXTRA_HINT, missing_grpc_modules
 
 if TYPE_CHECKING:
+    from ..._strategy import StrategyContext
+    from ._config import GrpcConfig, GrpcTls
     from ._strategy import GrpcStrategy
 
 __all__ = [
@@ -25,10 +27,6 @@ __all__ = [
     "create_grpc_strategy",
     "missing_grpc_modules",
 ]
-
-#: Why ``grpc`` is unavailable when grpcio, grpcio-health-checking or protobuf is missing.
-GRPC_EXTRA_HINT = "install the grpc extra: pip install 'model-healthkit[grpc]'"
-
 
 #: What healthkit sets ``GRPC_VERBOSITY`` to when the user did not (see :func:`_quiet_grpc_core`).
 _GRPC_VERBOSITY_DEFAULT = "ERROR"
@@ -60,6 +58,12 @@ def create_grpc_strategy(config: GrpcConfig, context: StrategyContext) -> GrpcSt
 
 
 def __getattr__(name: str) -> Any:
+    # The config module on first use too: registering the built-ins (every
+    # ``healthkit check``) needs only missing_grpc_modules.
+    if name in ("GrpcConfig", "GrpcTls"):
+        from . import _config
+
+        return getattr(_config, name)
     # Importing grpcio costs time and needs the extra: only when the strategy is asked for.
     if name == "GrpcStrategy":
         _quiet_grpc_core()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -13,30 +12,15 @@ from ... import validators as v
 from ..._frozen import FrozenMap
 from ..._secret import Secret
 from ...toolkit import retry_deadline
+from ._extra import missing_grpc_modules
 
 __all__ = ["GrpcConfig", "GrpcTls", "missing_grpc_modules"]
-
-#: What ``pip install 'model-healthkit[grpc]'`` brings, by import name.
-_EXTRA_MODULES = ("grpc", "grpc_health", "google.protobuf")
 
 #: Target prefixes that grpc-core resolves itself (name resolvers), passed through as they are.
 _TARGET_SCHEMES = ("dns:", "ipv4:", "ipv6:", "unix:", "unix-abstract:", "vsock:")
 
 #: Legal gRPC metadata keys (lower case); ``-bin`` keys carry bytes, which a config cannot.
 _METADATA_KEY = re.compile(r"^[0-9a-z_.-]+$")
-
-
-def missing_grpc_modules() -> list[str]:
-    """Modules of the ``grpc`` extra that cannot be imported here (without importing them)."""
-    missing = []
-    for name in _EXTRA_MODULES:
-        try:
-            found = importlib.util.find_spec(name) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            missing.append(name)
-    return missing
 
 
 def _target(value: Any) -> str:
