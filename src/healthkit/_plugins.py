@@ -32,6 +32,7 @@ __all__ = [
     "PluginFailure",
     "PluginInfo",
     "TRACEBACK_ENV_VAR",
+    "Distributions",
     "FoundEntryPoint",
     "describe",
     "dist_of",
@@ -232,11 +233,32 @@ def _entry_points_of(info: str, group: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def find_entry_points(group: str) -> list[FoundEntryPoint]:
+class Distributions:
+    """One look at the distributions on sys.path, for every question a registry asks."""
+
+    __slots__ = ("_dirs",)
+
+    def __init__(self) -> None:
+        self._dirs = _distribution_dirs()
+
+    def entry_points(self, group: str) -> list[FoundEntryPoint]:
+        return find_entry_points(group, self._dirs)
+
+    def version(self, name: str) -> str | None:
+        return distribution_version(name, self._dirs)
+
+
+_SCAN: list[tuple[str, str]] | None = []  # a marker: "look now"
+
+
+def find_entry_points(
+    group: str, dirs: list[tuple[str, str]] | None = _SCAN
+) -> list[FoundEntryPoint]:
     """Every entry point of ``group`` in the distributions on sys.path, as
     ``importlib.metadata.entry_points(group=group)`` finds them (one distribution per name:
     the first on sys.path)."""
-    dirs = _distribution_dirs()
+    if dirs is _SCAN:
+        dirs = _distribution_dirs()
     if dirs is None:
         import importlib.metadata
 
@@ -253,9 +275,10 @@ def find_entry_points(group: str) -> list[FoundEntryPoint]:
     return found
 
 
-def distribution_version(name: str) -> str | None:
+def distribution_version(name: str, dirs: list[tuple[str, str]] | None = _SCAN) -> str | None:
     """The version of installed distribution ``name``, ``None`` if not installed."""
-    dirs = _distribution_dirs()
+    if dirs is _SCAN:
+        dirs = _distribution_dirs()
     if dirs is None:
         import importlib.metadata
 

@@ -27,12 +27,11 @@ from ._plugins import (
     NOTIFIER_HOOK_NAME,
     PLUGINS_ENV_VAR,
     TRACEBACK_ENV_VAR,
+    Distributions,
     Loaded,
     PluginFailure,
     PluginInfo,
     describe,
-    distribution_version,
-    find_entry_points,
     format_traceback,
     parse_disabled,
     parse_names,
@@ -124,10 +123,14 @@ class StrategyRegistry:
             modules if modules is not None else os.environ.get(PLUGINS_ENV_VAR, "")
         )
         found: list[Loaded] = []
+        # One look at sys.path's distributions, for healthkit's version and the entry points.
+        dists = Distributions() if builtins or entry_points else None
         if builtins:
             from .strategies import _builtin
 
-            found.append(Loaded(_builtin, BUILTIN_PLUGIN, "healthkit", _own_version()))
+            assert dists is not None
+            version = dists.version("model-healthkit")
+            found.append(Loaded(_builtin, BUILTIN_PLUGIN, "healthkit", version))
         for index, plugin in enumerate(plugins):
             name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}#{index}"
             found.append(Loaded(plugin, name, None, None))
@@ -136,7 +139,8 @@ class StrategyRegistry:
             if module is not None:
                 found.append(Loaded(module, module_name, None, None))
         if entry_points:
-            found.extend(self._load_entry_points(taken={item.name for item in found}))
+            assert dists is not None
+            found.extend(self._load_entry_points(dists, taken={item.name for item in found}))
         registered = self._register(found)
         self._call_hooks(registered)
 
@@ -149,7 +153,7 @@ class StrategyRegistry:
             self._fail(name, None, None, "import", type(exc).__name__, str(exc), exc)
             return None
 
-    def _load_entry_points(self, *, taken: set[str]) -> list[Loaded]:
+    def _load_entry_points(self, dists: Distributions, *, taken: set[str]) -> list[Loaded]:
         """Import the entry points of group ``healthkit``, sorted by name, each isolated.
 
         Not ``PluginManager.load_setuptools_entrypoints``: it stops at the first
@@ -161,7 +165,7 @@ class StrategyRegistry:
         """
         for name in sorted(self._disabled - taken):
             self._pm.set_blocked(name)
-        eps = sorted(find_entry_points(ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+        eps = sorted(dists.entry_points(ENTRY_POINT_GROUP), key=lambda ep: ep.name)
         loaded: list[Loaded] = []
         seen: set[str] = set()
         for ep in eps:
@@ -524,7 +528,3 @@ class StrategyRegistry:
 
     def __repr__(self) -> str:
         return f"<StrategyRegistry strategies={self.names()} failures={len(self._failures)}>"
-
-
-def _own_version() -> str | None:
-    return distribution_version("model-healthkit")
