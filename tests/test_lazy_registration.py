@@ -177,6 +177,18 @@ def test_a_bad_import_string_is_a_broken_plugin_and_the_rest_keeps_working(
     assert len(registry.failures) == 1  # recorded once
 
 
+def test_the_hint_for_a_strategy_names_its_own_import_failure_first() -> None:
+    plugins = [
+        _Plugin("aaa", first=("hk_lazy_never_f:C", "hk_lazy_never_f:make")),
+        _Plugin("zzz", second=("hk_lazy_never_g:C", "hk_lazy_never_g:make")),
+    ]
+    registry = _registry(*plugins)
+    assert "first" not in registry and "second" not in registry
+    hint = registry.unknown_strategy_hint("second")
+    assert hint.startswith("plugin 'zzz' failed to load: ModuleNotFoundError: strategy 'second'")
+    assert "plugin 'aaa'" in hint
+
+
 def test_a_missing_attribute_and_a_wrong_object_fail_like_a_plugin_would(lazy_module: str) -> None:
     plugin = _Plugin(
         "odd",

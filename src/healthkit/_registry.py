@@ -113,7 +113,7 @@ class StrategyRegistry:
         self._resolved: dict[str, StrategyType] = {}
         self._resolved_notifiers: dict[str, NotifierType] = {}
         # Resolving may happen from several threads (a monitor and an isolated instance).
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # an import may resolve another name
         self._plugins: list[PluginInfo] = []
         self._failures: list[PluginFailure] = []
         self._disabled = parse_disabled(
@@ -497,7 +497,13 @@ class StrategyRegistry:
         missing = [f for f in self._failures if f.stage in ("import", "register", "disabled")]
         if not missing:
             return ""
-        missing.sort(key=lambda f: f.name.replace("_", "-") != name.replace("_", "-"))
+        # The failure of this very strategy's lazy import first, then the plugin named like it.
+        missing.sort(
+            key=lambda f: (
+                not f.message.startswith(f"strategy {name!r}:"),
+                f.name.replace("_", "-") != name.replace("_", "-"),
+            )
+        )
         parts = []
         for failure in missing:
             origin = " ".join(p for p in (failure.distribution, failure.version) if p)
