@@ -38,7 +38,6 @@ UNUSED = (
     "uvicorn",
     "prometheus_client",
     "difflib",
-    "importlib.metadata",
     "healthkit.notify",
     "healthkit._notifier",
     "healthkit.history",

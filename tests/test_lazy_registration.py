@@ -28,7 +28,6 @@ from healthkit import (
     hookimpl,
     load_config,
 )
-from healthkit._plugins import find_entry_points
 from healthkit.cli import cli
 from healthkit.notify import NotifierRegistrar
 
@@ -338,68 +337,3 @@ def test_healthkit_plugins_lists_lazy_strategies_and_a_broken_one(
     (failure,) = [f for f in data["failures"] if f["plugin"] == "lazyep"]
     assert failure["stage"] == "import"
     assert "lazybad" in failure["error"] and "hk_lazy_never_e" in failure["error"]
-
-
-# -- reading entry points without importlib.metadata ------------------------------------------
-
-
-def _as_importlib_finds(group: str) -> list[tuple[str, str, str, str]]:
-    import importlib.metadata
-
-    return sorted(
-        (ep.name, ep.value, ep.dist.metadata["Name"], ep.dist.version)  # type: ignore[union-attr]
-        for ep in importlib.metadata.entry_points(group=group)
-    )
-
-
-def _as_found(group: str) -> list[tuple[str, str, str | None, str | None]]:
-    return sorted(
-        (ep.name, ep.value, ep.distribution, ep.version) for ep in find_entry_points(group)
-    )
-
-
-def test_entry_points_are_found_as_importlib_metadata_finds_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    first, second = tmp_path / "first", tmp_path / "second"
-    for site in (first, second):
-        site.mkdir()
-    # One distribution in both places (the first on sys.path wins), comments,
-    # another group, an egg-info with PKG-INFO, a dist-info without entry points.
-    for site, version in ((first, "2.0"), (second, "1.0")):
-        info = site / f"Hk.Lazy_Twice-{version}.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: hk.lazy-twice\nVersion: {version}\n\nName: not this\n"
-        )
-        (info / "entry_points.txt").write_text(
-            f"# a comment\n[console_scripts]\nx = y:z\n\n[healthkit]\n"
-            f"twice = hk_twice_{version.replace('.', '_')}:plugin\n"
-        )
-    egg = second / "hk_egg.egg-info"
-    egg.mkdir()
-    (egg / "PKG-INFO").write_text("Metadata-Version: 1.1\nName: hk-egg\nVersion: 0.3\n")
-    (egg / "entry_points.txt").write_text("[healthkit]\negg = hk_egg_plugin [extra]\n")
-    (second / "hk_plain-1.0.dist-info").mkdir()
-    monkeypatch.syspath_prepend(str(second))
-    monkeypatch.syspath_prepend(str(first))
-    found = _as_found("healthkit")
-    assert found == _as_importlib_finds("healthkit")
-    assert ("twice", "hk_twice_2_0:plugin", "hk.lazy-twice", "2.0") in found
-    assert ("egg", "hk_egg_plugin [extra]", "hk-egg", "0.3") in found
-    assert _as_found("console_scripts") == _as_importlib_finds("console_scripts")
-
-
-def test_a_zip_on_sys_path_is_read_through_importlib_metadata(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import zipfile
-
-    archive = tmp_path / "plugins.zip"
-    with zipfile.ZipFile(archive, "w") as zf:
-        zf.writestr("hk_zipped-1.0.dist-info/METADATA", "Name: hk-zipped\nVersion: 1.0\n")
-        zf.writestr("hk_zipped-1.0.dist-info/entry_points.txt", "[healthkit]\nzipped = hk_z\n")
-    monkeypatch.syspath_prepend(str(archive))
-    found = _as_found("healthkit")
-    assert ("zipped", "hk_z", "hk-zipped", "1.0") in found
-    assert found == _as_importlib_finds("healthkit")
