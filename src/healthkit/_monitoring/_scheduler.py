@@ -29,6 +29,10 @@ log = logging.getLogger("healthkit.monitor")
 
 #: Models due within this many seconds of each other start in the same scheduler tick.
 _TICK = 0.002
+#: A model may also start up to 1 % of its period early (at most 25 ms) to join a tick:
+#: at ten thousand models, ticks of one or two probes each cost more than the probes.
+_EARLY_SHARE = 0.01
+_EARLY_MAX = 0.025
 #: Recent probe lateness samples kept for :meth:`Monitor.stats`.
 _LATENESS_SAMPLES = 10_000
 
@@ -137,8 +141,11 @@ class Scheduler:
         states = self._models.states
         heap = self._heap
         until = now + _TICK
-        while heap and heap[0][0] <= until:
-            when, st = heapq.heappop(heap)
+        while heap:
+            when, st = heap[0]
+            if when > until and when - now > min(_EARLY_MAX, _EARLY_SHARE * st.settings.period):
+                break
+            heapq.heappop(heap)
             if st.due != when or st.probing or states.get(st.name) is not st:
                 continue
             self.lateness.append(max(0.0, now - when))
@@ -228,6 +235,10 @@ class Scheduler:
     ) -> None:
         """``st``'s probe (started at loop time ``started``) ended; ``now`` if known."""
         again = st.probe is Probe.RUNNING_THEN_AGAIN
+        # A probe started early (to share a tick) keeps its phase: the next one is
+        # a period after it was due, not after it started.
+        if st.wanted != math.inf and st.wanted > started:
+            started = st.wanted
         st.probe = Probe.SCHEDULED
         st.wanted = math.inf
         if not self._running() or self._models.states.get(st.name) is not st:
