@@ -12,7 +12,7 @@ the other strategies' modules.
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,6 @@ __all__ = [
     "PendingNotifier",
     "PendingStrategy",
     "StrategyRegistrar",
-    "import_object",
 ]
 
 
@@ -38,13 +37,9 @@ def _is_import_string(value: str) -> bool:
     return bool(sep) and all(part.isidentifier() for part in (*module.split("."), *attr.split(".")))
 
 
-def import_object(ref: str) -> Any:
-    """The object an import string ``"package.module:Name"`` (or ``":Class.attr"``) names."""
-    module_name, _, attr = ref.partition(":")
-    value: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        value = getattr(value, part)
-    return value
+def _imported(value: Any) -> Any:
+    """``value``, or the object it names when it is an import string."""
+    return pkgutil.resolve_name(value) if isinstance(value, str) else value
 
 
 def _check_ref(what: str, name: str, key: str, value: object) -> None:
@@ -133,9 +128,7 @@ class PendingStrategy:
     def imported(self) -> tuple[Any, Any]:
         """The config class and factory, importing those named by string (raises what the
         import raised)."""
-        config = import_object(self.config) if isinstance(self.config, str) else self.config
-        factory = import_object(self.factory) if isinstance(self.factory, str) else self.factory
-        return config, factory
+        return _imported(self.config), _imported(self.factory)
 
     def resolve(self, config: Any, factory: Any) -> StrategyType:
         """The record, once :meth:`imported`: ``TypeError`` for an object that is not
@@ -242,9 +235,7 @@ class PendingNotifier:
         return f"plugin {self.plugin!r}" + (f" ({' '.join(parts)})" if parts else "")
 
     def imported(self) -> tuple[Any, Any]:
-        config = import_object(self.config) if isinstance(self.config, str) else self.config
-        factory = import_object(self.factory) if isinstance(self.factory, str) else self.factory
-        return config, factory
+        return _imported(self.config), _imported(self.factory)
 
     def resolve(self, config: Any, factory: Any) -> NotifierType:
         # Here, not at the top: the record is needed only by a config with notifiers.
