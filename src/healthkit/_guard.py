@@ -31,6 +31,8 @@ __all__ = [
     "deadline_for",
     "grace_for",
     "guarded_check",
+    "raised_result",
+    "returned_result",
     "run_bounded",
     "wait_abandoning",
 ]
@@ -139,27 +141,37 @@ async def guarded_check(
     except asyncio.CancelledError:
         raise
     except Exception as exc:
-        return CheckResult(
-            status=Status.UNHEALTHY,
-            strategy=name,
-            target=target,
-            latency=time.perf_counter() - start,
-            detail=f"check raised {type(exc).__name__}: {exc}",
-            error=ErrorInfo.from_exception(exc),
-        )
-    elapsed = ran_for
-    if not isinstance(result, CheckResult):
+        return raised_result(name, target, exc, time.perf_counter() - start)
+    return returned_result(name, target, result, ran_for)
+
+
+def raised_result(name: str, target: Target, exc: Exception, elapsed: float) -> CheckResult:
+    """What a check that raised ``exc`` after ``elapsed`` seconds answers."""
+    return CheckResult(
+        status=Status.UNHEALTHY,
+        strategy=name,
+        target=target,
+        latency=elapsed,
+        detail=f"check raised {type(exc).__name__}: {exc}",
+        error=ErrorInfo.from_exception(exc),
+    )
+
+
+def returned_result(name: str, target: Target, value: object, elapsed: float) -> CheckResult:
+    """What a check that returned ``value`` after ``elapsed`` seconds answers: ``value``
+    (its latency filled in if the strategy left 0), or why it is not a result."""
+    if not isinstance(value, CheckResult):
         return CheckResult(
             status=Status.UNHEALTHY,
             strategy=name,
             target=target,
             latency=elapsed,
-            detail=f"strategy returned {type(result).__name__}, not a CheckResult",
+            detail=f"strategy returned {type(value).__name__}, not a CheckResult",
             error=ErrorInfo(type="TypeError", message="acheck() must return a CheckResult"),
         )
-    if result.latency == 0.0:
-        result = with_latency(result, elapsed)
-    return result
+    if value.latency == 0.0:
+        return with_latency(value, elapsed)
+    return value
 
 
 # -- the hard cap of one check ----------------------------------------------------------
