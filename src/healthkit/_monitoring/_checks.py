@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from .._guard import guarded_check, raised_result, returned_result
+from .._guard import raised_result, returned_result
 from .._monitor_settings import MonitorSettings
 from .._result import CheckResult, ErrorInfo, Target
 from .._status import Status
@@ -98,6 +98,8 @@ class Checks:
         self._window_end = -math.inf
         self._window_targets: set[Key] = set()
         self._reported: dict[str, set[str]] = {}
+        #: Bound once: every single check's job ends here.
+        self._done_single = self._single_done
 
     # -- the cap on client-chosen targets ------------------------------------------------
 
@@ -152,53 +154,57 @@ class Checks:
         self, key: Key, instance: Strategy, st: ModelState
     ) -> asyncio.Future[CheckResult]:
         """Start (or queue) one check of ``key`` for model ``st``; returns its shared future."""
-        target = key[1]
-        name, deadline, settings = st.config.check.strategy, st.deadline, st.settings
         fut: asyncio.Future[CheckResult] = asyncio.get_running_loop().create_future()
         self.shared[key] = fut
-        probe = self._detector.take_probe(key[0])
-
-        def done(job: Job, value: Any, error: BaseException | None) -> None:
-            if probe is not None:
-                self._detector.probe_done(probe)
-            if job.timed_out:
-                result = _timeout_result(name, target, deadline, job.elapsed)
-            elif isinstance(value, CheckResult):
-                result = value  # guarded_check turned errors and garbage into results
-            else:
-                detail = "check was cancelled" if error is None else f"check failed: {error!r}"
-                result = _failed(
-                    name,
-                    target,
-                    detail,
-                    ErrorInfo(type=type(error).__name__, message=str(error) or detail),
-                    job.elapsed,
-                )
-            result = _unless_starved(self._redact(result), job)
-            self.settle(key, fut, result, settings)
-            self.on_outcome(
-                key[0],
-                result,
-                job.deadline,
-                job.starved,
-                (target,),
-                settings.failure_threshold,
-                settings.timeout,
-            )
-
+        # No closures per check: the job carries what its end needs (a round of ten
+        # thousand queued checks made ten thousand closures, about 700 bytes each).
         self.runner.submit(
             Job(
-                strategy=name,
-                deadline=deadline,
-                make=lambda: guarded_check(instance, name, target),
-                done=done,
-                model=str(target),
+                strategy=st.config.check.strategy,
+                deadline=st.deadline,
+                make=None,
+                done=self._done_single,
                 keys=(key,),
                 priority=self._priority(key, st),
                 spec=key[0],
+                instance=instance,
+                settings=st.settings,
+                future=fut,
+                breaker=self._detector.take_probe(key[0]),
             )
         )
         return fut
+
+    def _single_done(self, job: Job, value: Any, error: BaseException | None) -> None:
+        key = job.keys[0]
+        target, name, settings = key[1], job.strategy, job.settings
+        assert settings is not None and job.future is not None
+        if job.breaker is not None:
+            self._detector.probe_done(job.breaker)
+        if job.timed_out:
+            result = _timeout_result(name, target, job.deadline, job.elapsed)
+        elif isinstance(value, CheckResult):
+            result = value  # guarded_check turned errors and garbage into results
+        else:
+            detail = "check was cancelled" if error is None else f"check failed: {error!r}"
+            result = _failed(
+                name,
+                target,
+                detail,
+                ErrorInfo(type=type(error).__name__, message=str(error) or detail),
+                job.elapsed,
+            )
+        result = _unless_starved(self._redact(result), job)
+        self.settle(key, job.future, result, settings)
+        self.on_outcome(
+            key[0],
+            result,
+            job.deadline,
+            job.starved,
+            (target,),
+            settings.failure_threshold,
+            settings.timeout,
+        )
 
     def try_inline(self, key: Key, instance: Strategy, st: ModelState) -> CheckResult | None:
         """Check ``key`` now, inline, if ``instance`` answers without suspending.

@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from .._guard import guarded_check
 from ._models import Key
 from ._records import CheckEvent, CheckListener
 
@@ -84,8 +85,9 @@ class Job:
 
     strategy: str
     deadline: float
-    #: Creates the coroutine to run; called when the budget allows.
-    make: Callable[[], Coroutine[Any, Any, Any]]
+    #: Creates the coroutine to run; called when the budget allows. ``None``: a single
+    #: check, ``guarded_check(instance, strategy, keys[0][1])``.
+    make: Callable[[], Coroutine[Any, Any, Any]] | None
     #: ``done(job, value, error)``, called exactly once; ``job`` says how it went.
     done: Callable[[Job, Any, BaseException | None], None]
     targets: int = 1
@@ -106,8 +108,19 @@ class Job:
     starved: float = 0.0
     _started: float = 0.0
     _lag_at_start: float = 0.0
+    #: A single check's instance, settings, shared future and half-open probe.
+    instance: Any = None
+    settings: Any = None
+    future: asyncio.Future[Any] | None = None
+    breaker: Any = None
     task: asyncio.Future[Any] = attrs.field(init=False)
     timer: asyncio.TimerHandle = attrs.field(init=False)
+
+    def model_name(self) -> str | None:
+        """The model checked (a single check), ``None`` for a batch."""
+        if self.model is not None or self.batch or not self.keys:
+            return self.model
+        return str(self.keys[0][1])
 
 
 class Runner:
@@ -207,13 +220,16 @@ class Runner:
         if job.batch:
             task_name = f"healthkit batch {job.strategy} ({job.targets} models)"
         else:
-            task_name = f"healthkit check {job.strategy} {job.model}"
+            task_name = f"healthkit check {job.strategy} {job.model_name()}"
         job.task = loop.create_task(self._run(job), name=task_name)
 
     async def _run(self, job: Job) -> None:
         """The check's task: finishes its job inline, in the step the check ends."""
         try:
-            value = await job.make()
+            if job.make is None:
+                value = await guarded_check(job.instance, job.strategy, job.keys[0][1])
+            else:
+                value = await job.make()
         except asyncio.CancelledError:
             if not job.finished:
                 job.timer.cancel()
@@ -263,7 +279,7 @@ class Runner:
         self._notify(
             CheckEvent(
                 strategy=job.strategy,
-                model=None if job.batch else job.model,
+                model=job.model_name(),
                 seconds=job.elapsed,
                 targets=job.targets,
                 batch=job.batch,

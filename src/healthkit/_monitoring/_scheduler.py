@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import heapq
 import logging
 import math
@@ -217,7 +218,10 @@ class Scheduler:
         self._when_done(fut, st, started)
 
     def _when_done(self, fut: asyncio.Future[CheckResult], st: ModelState, started: float) -> None:
-        fut.add_done_callback(lambda _: self.probe_done(st, started))
+        fut.add_done_callback(functools.partial(self._probe_ended, st, started))
+
+    def _probe_ended(self, st: ModelState, started: float, _: object) -> None:
+        self.probe_done(st, started)
 
     def park(self, st: ModelState, now: float) -> None:
         """Hold ``st``'s probe while its upstream is down: the verdict reschedules it.
