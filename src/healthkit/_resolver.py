@@ -102,12 +102,17 @@ def child_specs(value: Any) -> list[StrategySpec]:
     return collect(value, lambda part: isinstance(part, StrategySpec))
 
 
-@attrs.define(eq=False)
 class _Entry:
-    spec: StrategySpec
-    instance: Strategy
-    refs: int = 0
-    children: list[str] = attrs.field(factory=list)
+    """One shared instance and who holds it. A plain class: defining an attrs class
+    costs every process (each one-shot ``healthkit check``) about a millisecond."""
+
+    __slots__ = ("children", "instance", "refs", "spec")
+
+    def __init__(self, *, spec: StrategySpec, instance: Strategy, children: list[str]) -> None:
+        self.spec = spec
+        self.instance = instance
+        self.refs = 0
+        self.children = children
 
 
 class _ChildContext:

@@ -82,15 +82,18 @@ def _type_hints(cls: type[Any]) -> dict[str, Any]:
         return hints
 
 
-@attrs.frozen
 class _Plan:
-    """How to structure one attrs class: computed once per class and load."""
+    """How to structure one attrs class: computed once per class and load. (A plain
+    class: defining an attrs class costs every one-shot process about a millisecond.)"""
 
-    #: config key -> (attrs field, its type)
-    fields: Mapping[str, tuple[attrs.Attribute[Any], Any]]
-    keys: frozenset[str]
-    #: config key -> a class of that one field (made when a record of ``cls`` fails)
-    probes: dict[str, type[Any]] = attrs.field(factory=dict, eq=False)
+    __slots__ = ("fields", "keys", "probes")
+
+    def __init__(self, *, fields: Mapping[str, tuple[attrs.Attribute[Any], Any]]) -> None:
+        #: config key -> (attrs field, its type)
+        self.fields = fields
+        self.keys = frozenset(fields)
+        #: config key -> a class of that one field (made when a record of ``cls`` fails)
+        self.probes: dict[str, type[Any]] = {}
 
 
 def _freeze(value: Any) -> Any:
@@ -143,7 +146,7 @@ class Structurer:
                 for f in attrs.fields(cls)
                 if f.init
             }
-            found = self.plans[cls] = _Plan(fields=fields, keys=frozenset(fields))
+            found = self.plans[cls] = _Plan(fields=fields)
         return found
 
     def probe(self) -> Structurer:
