@@ -142,8 +142,7 @@ class Monitor:
         self._loop = asyncio.get_running_loop()
         now = self._loop.time()
         self._runner.last_progress = now
-        for st in self._models.states.values():
-            self._scheduler.schedule(st, now + self._scheduler.first_delay(st.settings))
+        self._scheduler.schedule_first(self._models.states.values(), self._loop)
         self._scheduler.start()
 
     async def aclose(self) -> None:

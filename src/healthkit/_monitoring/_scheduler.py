@@ -15,7 +15,7 @@ import heapq
 import logging
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from .._monitor_settings import MonitorSettings
 from .._result import CheckResult
@@ -85,6 +85,22 @@ class Scheduler:
         heapq.heappush(self._heap, (due, st))
         if due < self._sleep_until:
             self._wake()
+
+    def schedule_first(self, states: Iterable[ModelState], loop: asyncio.AbstractEventLoop) -> None:
+        """Schedule the first probe of every model in ``states``, spread from now.
+
+        The delays are drawn first and "now" read after them, and the heap is built
+        in one pass: pushing 100,000 models one by one took 0.2 s, and every model
+        whose first probe fell inside that time started late by up to that much.
+        """
+        delays = [(self.first_delay(st.settings), st) for st in states]
+        now = loop.time()
+        heap = self._heap
+        for delay, st in delays:
+            st.due = due = now + delay
+            heap.append((due, st))
+        heapq.heapify(heap)
+        self._wake()
 
     def forget(self, spec_id: int) -> None:
         """The instance is gone (a later equal spec is a new one)."""
