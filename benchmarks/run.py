@@ -564,7 +564,6 @@ def dedupe_main(kind: str, models: int, configs: int, url: str) -> None:
     import httpx
 
     from healthkit import HealthKit, Monitor, StrategyRegistry, load_config
-    from healthkit.strategies.http import HttpConfig, HttpStrategy
 
     async def healthkit() -> dict[str, Any]:
         registry = StrategyRegistry()
@@ -600,11 +599,13 @@ def dedupe_main(kind: str, models: int, configs: int, url: str) -> None:
 
     async def per_model() -> dict[str, Any]:
         before = rss_bytes()
-        strategies = [HttpStrategy(HttpConfig(base_url=url, timeout=1.0)) for _ in range(models)]
+        # What a checker without a shared client does: an httpx client per model, each
+        # with httpx's default TLS context (not an HttpStrategy: those share theirs now).
+        clients_made = [httpx.AsyncClient(base_url=url, timeout=1.0) for _ in range(models)]
         grown = rss_bytes() - before
         clients = sum(isinstance(o, httpx.AsyncClient) for o in gc.get_objects())
-        for s in strategies:
-            await s.aclose()
+        for c in clients_made:
+            await c.aclose()
         return {"rss": grown, "clients": clients}
 
     result = asyncio.run(healthkit() if kind == "healthkit" else per_model())
