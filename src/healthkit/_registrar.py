@@ -73,26 +73,58 @@ def _origin(plugin: str, distribution: str | None, version: str | None) -> str:
     return f"plugin {plugin!r} ({distribution}{f' {version}' if version else ''})"
 
 
-class PendingStrategy:
-    """A strategy as a plugin added it: what is known without importing it.
+class _Pending:
+    """A strategy or notifier as a plugin added it: what is known without importing it.
+
+    ``config`` and ``factory`` may be import strings, imported when it is used. A
+    plain class rather than an attrs one: it is internal, and every registration of
+    every registry builds one.
+    """
+
+    __slots__ = ("config", "description", "distribution", "factory", "name", "plugin", "version")
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        config: type[Any] | str,
+        factory: Callable[..., Any] | str,
+        description: str,
+        plugin: str,
+        distribution: str | None,
+        version: str | None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.factory = factory
+        self.description = description
+        self.plugin = plugin
+        self.distribution = distribution
+        self.version = version
+
+    @property
+    def origin(self) -> str:
+        """``plugin 'p' (distribution version)``, for messages."""
+        return _origin(self.plugin, self.distribution, self.version)
+
+    def imported(self) -> tuple[Any, Any]:
+        """The config class and factory, importing those named by string (raises what the
+        import raised)."""
+        return _imported(self.config), _imported(self.factory)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} of {self.origin}>"
+
+
+class PendingStrategy(_Pending):
+    """A strategy as a plugin added it.
 
     Name, description, ``unavailable`` and origin are known at once (listing
     names and detecting conflicts import nothing); ``config`` and ``factory`` may
-    be import strings, imported by :meth:`resolve` when the strategy is used.
-    A plain class rather than an attrs one: it is internal, and every strategy
-    of every registry builds one.
+    be import strings, imported by :meth:`imported` when the strategy is used.
     """
 
-    __slots__ = (
-        "config",
-        "description",
-        "distribution",
-        "factory",
-        "name",
-        "plugin",
-        "unavailable",
-        "version",
-    )
+    __slots__ = ("unavailable",)
 
     def __init__(
         self,
@@ -106,29 +138,16 @@ class PendingStrategy:
         distribution: str | None,
         version: str | None,
     ) -> None:
-        self.name = name
-        self.config = config
-        self.factory = factory
-        self.description = description
+        super().__init__(
+            name=name,
+            config=config,
+            factory=factory,
+            description=description,
+            plugin=plugin,
+            distribution=distribution,
+            version=version,
+        )
         self.unavailable = unavailable
-        self.plugin = plugin
-        self.distribution = distribution
-        self.version = version
-
-    @property
-    def origin(self) -> str:
-        """``plugin 'p' (distribution version)``, for messages."""
-        return _origin(self.plugin, self.distribution, self.version)
-
-    @property
-    def lazy(self) -> bool:
-        """Whether resolving it imports something (its config or factory is a string)."""
-        return isinstance(self.config, str) or isinstance(self.factory, str)
-
-    def imported(self) -> tuple[Any, Any]:
-        """The config class and factory, importing those named by string (raises what the
-        import raised)."""
-        return _imported(self.config), _imported(self.factory)
 
     def resolve(self, config: Any, factory: Any) -> StrategyType:
         """The record, once :meth:`imported`: ``TypeError`` for an object that is not
@@ -145,9 +164,6 @@ class PendingStrategy:
             distribution=self.distribution,
             version=self.version,
         )
-
-    def __repr__(self) -> str:
-        return f"<PendingStrategy {self.name!r} of {self.origin}>"
 
 
 class StrategyRegistrar:
@@ -205,37 +221,10 @@ class StrategyRegistrar:
         return tuple(self._added)
 
 
-class PendingNotifier:
+class PendingNotifier(_Pending):
     """A notifier as a plugin added it; like :class:`PendingStrategy`, imported on use."""
 
-    __slots__ = ("config", "description", "distribution", "factory", "name", "plugin", "version")
-
-    def __init__(
-        self,
-        *,
-        name: str,
-        config: type[Any] | str,
-        factory: Callable[[Any], Any] | str,
-        description: str,
-        plugin: str,
-        distribution: str | None,
-        version: str | None,
-    ) -> None:
-        self.name = name
-        self.config = config
-        self.factory = factory
-        self.description = description
-        self.plugin = plugin
-        self.distribution = distribution
-        self.version = version
-
-    @property
-    def origin(self) -> str:
-        parts = [p for p in (self.distribution, self.version) if p]
-        return f"plugin {self.plugin!r}" + (f" ({' '.join(parts)})" if parts else "")
-
-    def imported(self) -> tuple[Any, Any]:
-        return _imported(self.config), _imported(self.factory)
+    __slots__ = ()
 
     def resolve(self, config: Any, factory: Any) -> NotifierType:
         # Here, not at the top: the record is needed only by a config with notifiers.
@@ -252,9 +241,6 @@ class PendingNotifier:
             distribution=self.distribution,
             version=self.version,
         )
-
-    def __repr__(self) -> str:
-        return f"<PendingNotifier {self.name!r} of {self.origin}>"
 
 
 class NotifierRegistrar:
