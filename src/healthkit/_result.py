@@ -12,15 +12,12 @@ from ._status import Status
 __all__ = ["CheckResult", "ErrorInfo", "RequestInfo", "Target", "with_latency"]
 
 
-@attrs.frozen(kw_only=True, cache_hash=True)
+@attrs.frozen(kw_only=True)
 class Target:
     """What one check looks at, given at check time and never stored in a config.
 
     ``model=None`` asks about the upstream server as a whole.
     """
-
-    # cache_hash: the monitor's keys hold a Target and are hashed several times per
-    # probe (about 9 hashes of a Target each; ~10 % of the monitor's CPU per probe).
 
     model: str | None = None
     version: str | None = None
