@@ -12,7 +12,7 @@ import os
 import threading
 import types
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import attrs
 import pluggy
@@ -59,6 +59,9 @@ __all__ = [
     "StrategyRegistry",
     "traceback_enabled",
 ]
+
+#: A resolved record: a strategy or a notifier.
+_R = TypeVar("_R", StrategyType, "NotifierType")
 
 log = logging.getLogger("healthkit.plugins")
 
@@ -398,34 +401,30 @@ class StrategyRegistry:
     def _resolve(self, name: str) -> StrategyType | None:
         """The strategy ``name`` with its config class and factory imported; ``None`` when
         it is not registered or its import failed (recorded, and the strategy dropped)."""
-        stype = self._resolved.get(name)
-        if stype is not None:
-            return stype
-        with self._lock:
-            stype = self._resolved.get(name)
-            pending = self._strategies.get(name)
-            if stype is None and pending is not None:
-                stype = self._resolve_pending(pending, "strategy")
-                if stype is None:
-                    del self._strategies[name]
-                else:
-                    self._resolved[name] = stype
-            return stype
+        return self._resolve_in(name, self._strategies, self._resolved, "strategy")
 
     def _resolve_notifier(self, name: str) -> NotifierType | None:
-        ntype = self._resolved_notifiers.get(name)
-        if ntype is not None:
-            return ntype
+        """The notifier ``name``, imported; as :meth:`_resolve` does for strategies."""
+        return self._resolve_in(name, self._notifiers, self._resolved_notifiers, "notifier")
+
+    def _resolve_in(
+        self, name: str, pending: dict[str, Any], resolved: dict[str, _R], what: str
+    ) -> _R | None:
+        """``resolved[name]``, importing ``pending[name]`` into it the first time (under the
+        lock: another thread may be resolving the same name); a failed import drops it."""
+        found = resolved.get(name)
+        if found is not None:
+            return found
         with self._lock:
-            ntype = self._resolved_notifiers.get(name)
-            pending = self._notifiers.get(name)
-            if ntype is None and pending is not None:
-                ntype = self._resolve_pending(pending, "notifier")
-                if ntype is None:
-                    del self._notifiers[name]
+            found = resolved.get(name)
+            item = pending.get(name)
+            if found is None and item is not None:
+                found = self._resolve_pending(item, what)
+                if found is None:
+                    del pending[name]
                 else:
-                    self._resolved_notifiers[name] = ntype
-            return ntype
+                    resolved[name] = found
+            return found
 
     @overload
     def _resolve_pending(self, pending: PendingStrategy, what: str) -> StrategyType | None: ...
