@@ -442,6 +442,23 @@ def test_a_killed_predictor_gives_503_never_500_and_recovery_follows(healthy: St
     print(f"predictor back: ready again after {took:.2f} s")
 
 
+def streak(s: Stack, proc: Proc, url: str, status: int, length: int) -> None:
+    """Wait for ``length`` answers ``status`` in a row from ``url``, served by ``proc``.
+
+    Requests land on any of the transformer's workers: a streak of answers covers all.
+    """
+    start, run = time.monotonic(), 0
+    while run < length:
+        assert proc.popen.poll() is None, proc.tail()
+        assert time.monotonic() - start < SETTLE, proc.tail()
+        try:
+            code = s.http.get(url).status_code
+        except httpx.TransportError:
+            code = 0
+        run = run + 1 if code == status else 0
+        time.sleep(0.02)
+
+
 def test_each_worker_process_runs_its_own_monitor(healthy: Stack, tmp_path: Path) -> None:
     """``--workers 2``: KServe pickles the data plane into spawned workers; each follows."""
     s = healthy
@@ -452,25 +469,12 @@ def test_each_worker_process_runs_its_own_monitor(healthy: Stack, tmp_path: Path
     proc = Proc("transformer.py", args, s.env, tmp_path / "workers.log")
     url = f"http://127.0.0.1:{port}/v2/models/iris/ready"
 
-    def streak(status: int, length: int) -> None:
-        # Requests land on either worker: a streak of answers covers both.
-        start, run = time.monotonic(), 0
-        while run < length:
-            assert proc.popen.poll() is None, proc.tail()
-            assert time.monotonic() - start < SETTLE, proc.tail()
-            try:
-                code = s.http.get(url).status_code
-            except httpx.TransportError:
-                code = 0
-            run = run + 1 if code == status else 0
-            time.sleep(0.02)
-
     try:
-        streak(200, 10)
+        streak(s, proc, url, 200, 10)
         s.steer("iris", ready=False)
-        streak(503, 20)
+        streak(s, proc, url, 503, 20)
         s.steer("iris", ready=True)
-        streak(200, 20)
+        streak(s, proc, url, 200, 20)
     finally:
         code = proc.stop()
     assert code == 0, proc.tail()

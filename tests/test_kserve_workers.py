@@ -14,11 +14,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from test_federation import Served
-from test_kserve import SETTLE, Proc, Stack, free_ports
+from test_kserve import SETTLE, Proc, Stack, free_ports, streak
 
 pytestmark = pytest.mark.kserve
 
@@ -85,27 +84,14 @@ def test_two_workers_cost_the_predictor_one_check_per_model_per_period(
     proc: Proc | None = None
     url = f"http://127.0.0.1:{port}/v2/models/iris/ready"
 
-    def streak(status: int, length: int) -> None:
-        # Requests land on either worker: a streak of answers covers both.
-        assert proc is not None
-        start, run = time.monotonic(), 0
-        while run < length:
-            assert proc.popen.poll() is None, proc.tail()
-            assert time.monotonic() - start < SETTLE, proc.tail()
-            try:
-                code = s.http.get(url).status_code
-            except httpx.TransportError:
-                code = 0
-            run = run + 1 if code == status else 0
-            time.sleep(0.02)
-
     try:
         assert sidecar.url.startswith("http://"), "the sidecar did not start"
         proc = Proc("transformer.py", args, s.env, tmp_path / "workers.log")
-        streak(200, 10)
+        streak(s, proc, url, 200, 10)
         before = s.upstream()["rest"].get("iris", 0)
         start = time.monotonic()
-        streak(200, 100)  # readiness asked ~50 times a second, on both workers, for 2 s+
+        # Readiness asked ~50 times a second, on both workers, for 2 s+.
+        streak(s, proc, url, 200, 100)
         window = time.monotonic() - start
         checks = s.upstream()["rest"].get("iris", 0) - before
         print(f"{checks} predictor checks of iris in {window:.2f} s (sidecar period {PERIOD} s)")
@@ -113,9 +99,9 @@ def test_two_workers_cost_the_predictor_one_check_per_model_per_period(
         # 0.1 s would be ~40 here).
         assert checks <= window / PERIOD + 2
         s.steer("iris", ready=False)
-        streak(503, 20)
+        streak(s, proc, url, 503, 20)
         s.steer("iris", ready=True)
-        streak(200, 20)
+        streak(s, proc, url, 200, 20)
     finally:
         code = proc.stop() if proc is not None else 0
         sidecar.stop()
