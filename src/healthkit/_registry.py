@@ -232,30 +232,23 @@ class StrategyRegistry:
         return accepted
 
     def _call_hooks(self, registered: list[Loaded]) -> None:
-        """Call each plugin's hook on its own, in pluggy's order; keep what it added."""
+        """Call each plugin's hooks on their own, in pluggy's order; keep what they added.
+
+        A plugin whose strategy hook fails is unregistered. One whose notifier hook
+        fails keeps its strategies (they are already registered and work without
+        it); only its notifiers are missing.
+        """
         by_name = {item.name: item for item in registered}
-        hook = self._pm.hook.healthkit_register_strategies
-        # The order in which one hook call would reach each plugin's implementations.
-        order = list(dict.fromkeys(impl.plugin_name for impl in reversed(hook.get_hookimpls())))
-        added: dict[str, tuple[str, ...]] = {}
-        for name in order:
-            item = by_name[name]
-            others = [p for p in self._pm.get_plugins() if p is not item.plugin]
-            registrar = StrategyRegistrar(item.name, item.distribution, item.version)
-            try:
-                caller = self._pm.subset_hook_caller(HOOK_NAME, remove_plugins=others)
-                returned = caller(registrar=registrar)
-                if returned is not None and returned != []:
-                    raise TypeError(
-                        f"{HOOK_NAME} must return None (strategies are added with "
-                        f"registrar.add), got {describe(returned)}"
-                    )
-            except (Exception, SystemExit) as exc:  # a plugin must never take the host down
-                self._pm.unregister(item.plugin)
-                self._fail_exc(item, "register", exc)
-                continue
-            added[name] = self._accept(item, registrar)
-        notifiers = self._call_notifier_hooks(by_name)
+        added = self._call_each(
+            HOOK_NAME, StrategyRegistrar, self._strategies, by_name, unregister_on_failure=True
+        )
+        notifiers = self._call_each(
+            NOTIFIER_HOOK_NAME,
+            NotifierRegistrar,
+            self._notifiers,
+            by_name,
+            unregister_on_failure=False,
+        )
         for item in registered:
             if self._pm.is_registered(item.plugin):
                 self._plugins.append(
@@ -268,13 +261,21 @@ class StrategyRegistry:
                     )
                 )
 
-    def _call_notifier_hooks(self, by_name: dict[str, Loaded]) -> dict[str, tuple[str, ...]]:
-        """Each plugin's ``healthkit_register_notifiers`` on its own, as for strategies.
-
-        A plugin whose notifier hook fails keeps its strategies (they are already
-        registered and work without it); only its notifiers are missing.
-        """
-        hook = self._pm.hook.healthkit_register_notifiers
+    def _call_each(
+        self,
+        hook_name: str,
+        make_registrar: type[StrategyRegistrar] | type[NotifierRegistrar],
+        table: dict[str, Any],
+        by_name: dict[str, Loaded],
+        *,
+        unregister_on_failure: bool,
+    ) -> dict[str, tuple[str, ...]]:
+        """Hook ``hook_name`` of each registered plugin, through a caller of its own, in
+        the order one hook call would reach each plugin's implementations; what each
+        plugin added to ``table`` (the first to add a name keeps it), by plugin name."""
+        what = "strategy" if make_registrar is StrategyRegistrar else "notifier"
+        plural = "strategies" if what == "strategy" else "notifiers"
+        hook = getattr(self._pm.hook, hook_name)
         order = list(dict.fromkeys(impl.plugin_name for impl in reversed(hook.get_hookimpls())))
         added: dict[str, tuple[str, ...]] = {}
         for name in order:
@@ -282,47 +283,34 @@ class StrategyRegistry:
             if item is None or not self._pm.is_registered(item.plugin):
                 continue
             others = [p for p in self._pm.get_plugins() if p is not item.plugin]
-            registrar = NotifierRegistrar(item.name, item.distribution, item.version)
+            registrar = make_registrar(item.name, item.distribution, item.version)
             try:
-                caller = self._pm.subset_hook_caller(NOTIFIER_HOOK_NAME, remove_plugins=others)
+                caller = self._pm.subset_hook_caller(hook_name, remove_plugins=others)
                 returned = caller(registrar=registrar)
                 if returned is not None and returned != []:
                     raise TypeError(
-                        f"{NOTIFIER_HOOK_NAME} must return None (notifiers are added with "
+                        f"{hook_name} must return None ({plural} are added with "
                         f"registrar.add), got {describe(returned)}"
                     )
             except (Exception, SystemExit) as exc:  # a plugin must never take the host down
+                if unregister_on_failure:
+                    self._pm.unregister(item.plugin)
                 self._fail_exc(item, "register", exc)
                 continue
             accepted: list[str] = []
-            for ntype in registrar.added:
-                existing = self._notifiers.get(ntype.name)
+            for entry in registrar.added:
+                existing = table.get(entry.name)
                 if existing is not None:
                     msg = (
-                        f"notifier {ntype.name!r} from {ntype.origin} is already registered by "
+                        f"{what} {entry.name!r} from {entry.origin} is already registered by "
                         f"{existing.origin}; keeping the first"
                     )
                     self._fail_item(item, "conflict", StrategyConflictError.__name__, msg)
                     continue
-                self._notifiers[ntype.name] = ntype
-                accepted.append(ntype.name)
+                table[entry.name] = entry
+                accepted.append(entry.name)
             added[name] = tuple(accepted)
         return added
-
-    def _accept(self, item: Loaded, registrar: StrategyRegistrar) -> tuple[str, ...]:
-        accepted: list[str] = []
-        for stype in registrar.added:
-            existing = self._strategies.get(stype.name)
-            if existing is not None:
-                msg = (
-                    f"strategy {stype.name!r} from {stype.origin} is already registered by "
-                    f"{existing.origin}; keeping the first"
-                )
-                self._fail_item(item, "conflict", StrategyConflictError.__name__, msg)
-                continue
-            self._strategies[stype.name] = stype
-            accepted.append(stype.name)
-        return tuple(accepted)
 
     def _fail_exc(self, item: Loaded, stage: str, exc: BaseException) -> None:
         self._fail_item(item, stage, type(exc).__name__, str(exc), exc)
