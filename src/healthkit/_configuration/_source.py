@@ -169,7 +169,7 @@ def check_shape(raw: Any) -> ConfigIssue | None:
         unique += 1
         for name, child in items:
             stack.append(name)
-            size, child_height = walk(child, depth + 1)
+            size, child_height = walk(child, depth + 1)  # noqa: F821 (deleted after the walk)
             stack.pop()
             if not isinstance(child, Mapping | list | tuple):
                 unique += 1
@@ -183,6 +183,11 @@ def check_shape(raw: Any) -> ConfigIssue | None:
         total, _ = walk(raw, 0)
     except _ShapeError as exc:
         return exc.issue
+    finally:
+        # walk refers to itself (it recurses): a reference cycle, which only the
+        # garbage collector would free, and ``sizes`` with it (two small objects a
+        # table), scattered over the document's memory, pinning it (see _load._packed).
+        del walk
     if total - unique > MAX_ALIAS_EXPANSION:
         return ConfigIssue(
             "",
