@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from ._hookspecs import hookimpl
     from ._monitor import Monitor, MonitorStats, Transition
     from ._monitor_settings import MonitorSettings
+    from ._plugin_failure import PluginFailure
     from ._registrar import StrategyRegistrar
-    from ._registry import ENTRY_POINT_GROUP, PluginFailure, PluginInfo, StrategyRegistry
+    from ._registry import ENTRY_POINT_GROUP, PluginInfo, StrategyRegistry
     from ._resolver import ReloadPlan, Resolver, ResolverStats
     from ._result import CheckResult, ErrorInfo, RequestInfo, Target
     from ._secret import Secret
@@ -62,7 +63,8 @@ _PROVIDERS = {
     "._monitor": ("Monitor", "MonitorStats", "Transition"),
     "._monitor_settings": ("MonitorSettings",),
     "._registrar": ("StrategyRegistrar",),
-    "._registry": ("ENTRY_POINT_GROUP", "PluginFailure", "PluginInfo", "StrategyRegistry"),
+    "._plugin_failure": ("PluginFailure",),
+    "._registry": ("ENTRY_POINT_GROUP", "PluginInfo", "StrategyRegistry"),
     "._resolver": ("ReloadPlan", "Resolver", "ResolverStats"),
     "._result": ("CheckResult", "ErrorInfo", "RequestInfo", "Target"),
     "._secret": ("Secret",),

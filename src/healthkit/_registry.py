@@ -29,7 +29,6 @@ from ._plugins import (
     TRACEBACK_ENV_VAR,
     Distributions,
     Loaded,
-    PluginFailure,
     PluginInfo,
     describe,
     format_traceback,
@@ -47,6 +46,7 @@ from ._strategy import StrategyType
 
 if TYPE_CHECKING:
     from ._notifier import NotifierType
+    from ._plugin_failure import PluginFailure
 
 __all__ = [
     "DISABLE_ENV_VAR",
@@ -64,6 +64,14 @@ __all__ = [
 _R = TypeVar("_R", StrategyType, "NotifierType")
 
 log = logging.getLogger("healthkit.plugins")
+
+
+def __getattr__(name: str) -> object:
+    if name == "PluginFailure":  # imported on the first failure (see healthkit._plugins)
+        from ._plugin_failure import PluginFailure
+
+        return PluginFailure
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class StrategyRegistry:
@@ -330,6 +338,9 @@ class StrategyRegistry:
         msg: str,
         exc: BaseException | None = None,
     ) -> None:
+        # Imported on the first failure (see healthkit._plugins).
+        from ._plugin_failure import PluginFailure
+
         failure = PluginFailure(
             name=name,
             distribution=dist,
