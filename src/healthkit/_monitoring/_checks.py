@@ -196,15 +196,16 @@ class Checks:
             )
         result = _unless_starved(self._redact(result), job)
         self.settle(key, job.future, result, settings)
-        self.on_outcome(
-            key[0],
-            result,
-            job.deadline,
-            job.starved,
-            (target,),
-            settings.failure_threshold,
-            settings.timeout,
-        )
+        if result.error is not None or self._detector.breakers:  # see run_inline
+            self.on_outcome(
+                key[0],
+                result,
+                job.deadline,
+                job.starved,
+                (target,),
+                settings.failure_threshold,
+                settings.timeout,
+            )
 
     def try_inline(self, key: Key, instance: Strategy, st: ModelState) -> CheckResult | None:
         """Check ``key`` now, inline, if ``instance`` answers without suspending.
@@ -220,6 +221,11 @@ class Checks:
         """
         if not getattr(instance, ANSWERS_INLINE, False) or (self.shared and key in self.shared):
             return None
+        return self.run_inline(key, instance, st)
+
+    def run_inline(self, key: Key, instance: Strategy, st: ModelState) -> CheckResult | None:
+        """:meth:`try_inline` for a caller that knows ``instance`` declares it and no
+        check of ``key`` is in flight (the scheduler, once per background probe)."""
         name = st.config.check.strategy
         target = key[1]
         # What guarded_check does, without a coroutine of its own around the check.
@@ -243,16 +249,25 @@ class Checks:
         # Inline: no deadline to cut it and no loop time to starve it of.
         result = self._redact(value)
         settings = st.config.monitor
-        self._store(key, st if key is st.key else self._models.owner(key), result, settings, now)
-        self.on_outcome(
-            key[0],
-            result,
-            st.deadline,
-            0.0,
-            (target,),
-            settings.failure_threshold,
-            settings.timeout,
-        )
+        if key is st.key:
+            # The model's own target (every background probe): its last result is its
+            # cache entry.
+            self._models.observe(st, result)
+            st.fresh_until = now + settings.cache_ttl
+        else:
+            self._store(key, self._models.owner(key), result, settings, now)
+        if result.error is not None or self._detector.breakers:
+            # Else no evidence for the outage detector: an answer without an error is
+            # no transport failure, and there is no breaker to reset.
+            self.on_outcome(
+                key[0],
+                result,
+                st.deadline,
+                0.0,
+                (target,),
+                settings.failure_threshold,
+                settings.timeout,
+            )
         return result
 
     def submit_batch(

@@ -22,7 +22,7 @@ from .._status import Status
 from .._strategy import StrategySpec
 from ._outage import STARVED
 from ._records import Transition, TransitionListener
-from ._thresholds import ThresholdState
+from ._thresholds import Readiness, ThresholdState
 from ._thresholds import mark_down as thresholds_marked_down
 from ._thresholds import observe as thresholds_after
 
@@ -230,10 +230,20 @@ class Models:
         st.last = result
         st.observed = time.monotonic()
         old = st.thresholds
-        settings = st.settings
+        status = result.status
+        settings = st.config.monitor
+        if status is old.status and (
+            old.successes == settings.success_threshold
+            if old.readiness is Readiness.READY
+            else old.failures == settings.failure_threshold
+        ):
+            # The steady state (most probes): ready and one more equal success, or not
+            # ready and one more equal failure, at a count already at its threshold.
+            # ``thresholds_after`` would hand back an equal state: nothing changes.
+            return
         st.thresholds = thresholds_after(
             old,
-            result.status,
+            status,
             success_threshold=settings.success_threshold,
             failure_threshold=settings.failure_threshold,
         )

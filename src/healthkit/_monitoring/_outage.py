@@ -20,7 +20,7 @@ nothing about the upstream). Any answer, even a 503 for one model, resets the ru
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import attrs
 
@@ -143,6 +143,9 @@ class OutageDetector:
 
     def __init__(self) -> None:
         self._breakers: dict[int, Breaker] = {}
+        #: The same dict, read-only by convention: empty (no instance has failed yet) is
+        #: the common case, and the probe path skips every other question then.
+        self.breakers: Mapping[int, Breaker] = self._breakers
 
     def get(self, spec_id: int) -> Breaker | None:
         return self._breakers.get(spec_id)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from .._monitor_settings import MonitorSettings
 from .._result import CheckResult
 from .._strategy import BatchStrategy, Strategy
-from ._checks import Checks
+from ._checks import ANSWERS_INLINE, Checks
 from ._models import Models, ModelState, Probe
 from ._outage import OutageDetector
 
@@ -36,6 +36,18 @@ _EARLY_SHARE = 0.01
 _EARLY_MAX = 0.025
 #: Recent probe lateness samples kept for :meth:`Monitor.stats`.
 _LATENESS_SAMPLES = 10_000
+
+#: How a strategy instance checks (decided once per instance): one call for many
+#: targets, inline without suspending (see ``_checks.ANSWERS_INLINE``), or a task.
+_BATCH, _INLINE, _TASK = 0, 1, 2
+
+
+def _kind_of(instance: Strategy) -> int:
+    if isinstance(instance, BatchStrategy):
+        return _BATCH
+    if getattr(instance, ANSWERS_INLINE, False):
+        return _INLINE
+    return _TASK
 
 
 class Scheduler:
@@ -57,13 +69,18 @@ class Scheduler:
         self._instance_of = instance
         self._running = running
         self._random = random.Random(seed)
-        #: ``(due, state)``: an entry is live while the state is still the model's and
-        #: ``state.due`` is still ``due`` (rescheduling pushes anew, never edits in place).
-        self._heap: list[tuple[float, ModelState]] = []
+        #: ``(due, model name)``: an entry is live while that model's state has ``due``
+        #: still (rescheduling pushes anew, never edits in place). A name, not the state:
+        #: a tuple of a float and a string is untracked by the garbage collector at its
+        #: first young collection, where one holding the state stays tracked, and a
+        #: hundred thousand of them in the old generation made each full collection
+        #: (several a round at 100,000 models) walk a hundred thousand objects more.
+        self._heap: list[tuple[float, str]] = []
         #: The future the scheduler sleeps on (``None`` while it runs a tick).
         self._waiter: asyncio.Future[None] | None = None
         self._sleep_until = math.inf
-        self._batch_capable: dict[int, bool] = {}
+        #: spec id -> how its instance checks: :data:`_BATCH`, :data:`_INLINE` or :data:`_TASK`.
+        self._kinds: dict[int, int] = {}
         self.task: asyncio.Task[None] | None = None
         self.lateness: collections.deque[float] = collections.deque(maxlen=_LATENESS_SAMPLES)
 
@@ -74,7 +91,7 @@ class Scheduler:
         return settings.initial_delay + self._random.uniform(0.0, settings.jitter * settings.period)
 
     def interval(self, st: ModelState) -> float:
-        s = st.settings
+        s = st.config.monitor
         base = s.period
         if s.unhealthy_period is not None and st.failing():
             base = s.unhealthy_period
@@ -82,7 +99,7 @@ class Scheduler:
 
     def schedule(self, st: ModelState, due: float) -> None:
         st.due = due
-        heapq.heappush(self._heap, (due, st))
+        heapq.heappush(self._heap, (due, st.config.name))
         if due < self._sleep_until:
             self._wake()
 
@@ -98,13 +115,13 @@ class Scheduler:
         heap = self._heap
         for delay, st in delays:
             st.due = due = now + delay
-            heap.append((due, st))
+            heap.append((due, st.config.name))
         heapq.heapify(heap)
         self._wake()
 
     def forget(self, spec_id: int) -> None:
         """The instance is gone (a later equal spec is a new one)."""
-        self._batch_capable.pop(spec_id, None)
+        self._kinds.pop(spec_id, None)
 
     # -- the task --------------------------------------------------------------------------
 
@@ -156,17 +173,29 @@ class Scheduler:
         parked: list[ModelState] = []
         shared = self._checks.shared
         states = self._models.states
+        detector = self._detector
+        # Empty (no instance ever failed) is the common case: no breaker to ask then.
+        breakers = detector.breakers
         heap = self._heap
+        lateness = self.lateness.append
         until = now + _TICK
+        scheduled = Probe.SCHEDULED
         while heap:
-            when, st = heap[0]
-            if when > until and when - now > min(_EARLY_MAX, _EARLY_SHARE * st.settings.period):
+            when, name = heap[0]
+            st = states.get(name)
+            if (
+                when > until
+                and st is not None
+                and st.due == when
+                and when - now > min(_EARLY_MAX, _EARLY_SHARE * st.config.monitor.period)
+            ):
                 break
             heapq.heappop(heap)
-            if st.due != when or st.probing or states.get(st.name) is not st:
+            # Stale: the model left, or was rescheduled (or started) since.
+            if st is None or st.due != when or st.probe is not scheduled:
                 continue
-            self.lateness.append(max(0.0, now - when))
-            if not self._detector.may_start(st.key[0]) and st.key not in shared:
+            lateness(now - when if now > when else 0.0)
+            if breakers and not detector.may_start(st.key[0]) and st.key not in shared:
                 # The upstream is down and a half-open probe is out: wait for its verdict.
                 parked.append(st)
                 continue
@@ -176,17 +205,35 @@ class Scheduler:
             due.append(st)
         for st in parked:
             self.park(st, now)
+        if not due:
+            return
         groups: dict[int, list[ModelState]] = {}
+        instance_of = self._instance_of
+        kinds = self._kinds
+        checks = self._checks
         for st in due:
-            instance = self._instance(st)
-            spec_id = st.key[0]
-            if instance is None:
+            key = st.key
+            spec_id = key[0]
+            try:
+                instance = instance_of(st.config.name)
+            except KeyError:
                 self.probe_done(st, now)
-            elif not self._detector.may_start(spec_id) and st.key not in shared:
+                continue
+            if breakers and not detector.may_start(spec_id) and key not in shared:
                 # Another model of this instance just took the half-open probe.
                 self.probe_done(st, now, park=True)
-            elif self._is_batch(spec_id, instance) and not self._detector.is_down(spec_id):
+                continue
+            kind = kinds.get(spec_id)
+            if kind is None:
+                kind = kinds[spec_id] = _kind_of(instance)
+            if kind == _BATCH and not (breakers and detector.is_down(spec_id)):
                 groups.setdefault(spec_id, []).append(st)
+            elif kind == _INLINE and not (shared and key in shared):
+                # Answers without suspending (noop): checked and rescheduled right here.
+                if checks.run_inline(key, instance, st) is not None:
+                    self.probe_done(st, now, now=now)
+                else:
+                    self._when_done(checks.submit_single(key, instance, st), st, now)
             else:
                 self._probe(st, instance, now)
         for spec_id, members in groups.items():
@@ -198,15 +245,15 @@ class Scheduler:
                     other.probe = Probe.RUNNING
                     other.due = math.inf
                     members.append(other)
-            instance = self._instance(members[0])
-            if instance is None:
+            batch = self._instance(members[0])
+            if batch is None:
                 for st in members:
                     self.probe_done(st, now)
             elif len(members) == 1:
-                self._probe(members[0], instance, now)
+                self._probe(members[0], batch, now)
             else:
-                assert isinstance(instance, BatchStrategy)
-                futures = self._checks.submit_batch(instance, members)
+                assert isinstance(batch, BatchStrategy)
+                futures = self._checks.submit_batch(batch, members)
                 for st, fut in zip(members, futures, strict=True):
                     self._when_done(fut, st, now)
 
@@ -215,13 +262,6 @@ class Scheduler:
             return self._instance_of(st.name)
         except KeyError:
             return None
-
-    def _is_batch(self, spec_id: int, instance: Strategy) -> bool:
-        known = self._batch_capable.get(spec_id)
-        if known is None:
-            known = isinstance(instance, BatchStrategy)
-            self._batch_capable[spec_id] = known
-        return known
 
     def _probe(self, st: ModelState, instance: Strategy, started: float) -> None:
         """A background probe: join the key's shared check, or start one."""
@@ -261,7 +301,7 @@ class Scheduler:
             started = st.wanted
         st.probe = Probe.SCHEDULED
         st.wanted = math.inf
-        if not self._running() or self._models.states.get(st.name) is not st:
+        if not self._running() or self._models.states.get(st.config.name) is not st:
             return
         if park:
             self.park(st, started)
