@@ -55,6 +55,11 @@ def create_app(
     ``status_page`` serves the read-only status page under ``/status`` (HTML, its
     JSON and a Server-Sent Events stream; ``docs/status-page.md``); ``False`` leaves
     those routes out.
+
+    Model readiness (``/v2/models/{name}/ready``, its ``versions`` form and
+    ``/v1/models/{name}``) is answered ahead of Starlette's middleware stack and
+    router, with the same answers; middleware added to the app sees it like every
+    other request (``docs/asgi.md``).
     """
     from ._app import create_app as impl
 
