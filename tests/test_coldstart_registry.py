@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 import healthkit
-from healthkit import StrategyRegistry
+from healthkit import Resolver, StrategyRegistry, StrategySpec
 from healthkit._plugins import Distributions
+from healthkit.testing import OipServer
 
 
 def _described(eps: object) -> list[tuple[str, str, str | None, str | None]]:
@@ -157,3 +158,45 @@ def test_a_registry_whose_plugins_all_load_does_not_define_the_failure_record() 
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+#: ``python -m healthkit ARGS...``, then its exit code and the healthkit modules it loaded.
+_PROBE = """
+import runpy, sys
+sys.argv = ["healthkit", *sys.argv[1:]]
+try:
+    runpy.run_module("healthkit", run_name="__main__", alter_sys=True)
+except SystemExit as exc:
+    code = exc.code
+print("--probe--", code)
+print(*sorted(m for m in sys.modules if m.startswith("healthkit")), sep="\\n")
+"""
+
+
+def test_a_one_shot_check_defines_neither_the_failure_nor_the_plan_record(tmp_path: Path) -> None:
+    with OipServer(["alpha"]) as server:
+        path = tmp_path / "healthkit.toml"
+        path.write_text(
+            f'[models.alpha.health_check]\nstrategy = "http"\nbase_url = "{server.url}"\n',
+            encoding="utf-8",
+        )
+        argv = [sys.executable, "-c", _PROBE, "check", str(path), "--model", "alpha"]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    report, _, probe = proc.stdout.partition("--probe--")
+    code, *modules = probe.split()
+    assert code == "0", proc.stderr + report  # the check really ran, healthy
+    assert "healthkit.strategies.http._strategy" in modules
+    assert "healthkit._plugin_failure" not in modules
+    assert "healthkit._plan" not in modules
+
+
+def test_the_plan_record_is_one_class_by_every_import_path() -> None:
+    from healthkit import _resolver
+    from healthkit._plan import PlannedInstance
+
+    assert _resolver.PlannedInstance is PlannedInstance
+    spec = StrategySpec(strategy="noop", config=None)
+    (planned,) = Resolver.plan([("a", spec), ("b", spec)])
+    assert planned == PlannedInstance(id=1, spec=spec, models=("a", "b"), used_by=(), children=())
+    with pytest.raises(AttributeError, match="no_such_name"):
+        _resolver.no_such_name  # noqa: B018

@@ -23,6 +23,7 @@ from ._strategy import Strategy, StrategySpec
 from ._walk import collect
 
 if TYPE_CHECKING:
+    from ._plan import PlannedInstance
     from ._registry import StrategyRegistry
 
 __all__ = [
@@ -42,6 +43,16 @@ log = logging.getLogger("healthkit.resolver")
 # loader rejects control characters in model names (validators.target_name), and
 # acquire() and apply() refuse any name starting with a NUL.
 _CHILD_PREFIX = "\x00child:"
+
+
+def __getattr__(name: str) -> object:
+    # Its own module, imported by plan(): an attrs class costs every process about a
+    # millisecond to define, and a one-shot ``healthkit check`` never plans.
+    if name == "PlannedInstance":
+        from ._plan import PlannedInstance
+
+        return PlannedInstance
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _refuse_internal(names: Iterable[str]) -> None:
@@ -81,20 +92,6 @@ class ReloadPlan:
     unchanged: tuple[str, ...] = ()
     instances_created: int = 0
     instances_closed: int = 0
-
-
-@attrs.frozen(kw_only=True)
-class PlannedInstance:
-    """One strategy instance a resolver would create for a config, and who would hold it."""
-
-    id: int
-    spec: StrategySpec
-    #: Models that hold this instance directly.
-    models: tuple[str, ...]
-    #: Ids of composite instances that hold this one as a child.
-    used_by: tuple[int, ...]
-    #: Ids of this instance's own children, in config order.
-    children: tuple[int, ...]
 
 
 def child_specs(value: Any) -> list[StrategySpec]:
@@ -388,6 +385,8 @@ class Resolver:
         model whose spec is equal, since a factory acquires the specs nested in
         its config through its context (see :func:`child_specs`).
         """
+        from ._plan import PlannedInstance
+
         ids: dict[StrategySpec, int] = {}
         held: dict[int, list[str]] = {}
         used_by: dict[int, list[int]] = {}

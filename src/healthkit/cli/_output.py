@@ -8,7 +8,7 @@ import os
 import sys
 import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import click
@@ -18,17 +18,19 @@ from .._errors import ConfigError, ConfigIssue, HealthkitError
 from .._guard import run_bounded
 from .._redact import Redactor
 from .._registry import StrategyRegistry
-from .._resolver import ONE_SHOT_CLOSE_TIMEOUT, PlannedInstance, Resolver, child_specs
+from .._resolver import ONE_SHOT_CLOSE_TIMEOUT, Resolver, child_specs
 from .._result import CheckResult
 from .._status import Status
 from .._strategy import StrategySpec
+
+if TYPE_CHECKING:
+    from .._plan import PlannedInstance
 
 __all__ = [
     "EXIT_CODES",
     "EXIT_ERROR",
     "FORMAT_OPTION",
     "MonitoringCommand",
-    "PlannedInstance",
     "RESULT_HEADERS",
     "Redactor",
     "color_setting",
