@@ -28,7 +28,8 @@ from healthkit import HealthKit, Monitor, Target, load_config
 from healthkit.asgi import create_app
 
 ONCE = {"period": 60.0, "jitter": 0.0, "timeout": 0.5}
-LAZY = {**ONCE, "initial_delay": 60.0}  # never probed in the background during a test
+# Never probed in the background during a test, nor revalidated after the on-demand check.
+LAZY = {**ONCE, "initial_delay": 60.0, "cache_ttl": 60.0}
 WEIRD = 'mo"d\\èl e%'  # JSON escapes, non-ASCII, a space and a percent sign
 
 
@@ -293,11 +294,14 @@ async def test_user_middleware_and_routes_ahead_still_see_readiness_requests(
 
     with_middleware = create_app(app.state.monitor, manage_monitor=False)
     with_middleware.add_middleware(Spy)
-    assert answer(await call(with_middleware, "/v2/models/up/ready")) == (
-        200,
-        {"name": "up", "ready": True},
-    )
-    assert seen == ["/v2/models/up/ready"]
+    try:
+        assert answer(await call(with_middleware, "/v2/models/up/ready")) == (
+            200,
+            {"name": "up", "ready": True},
+        )
+        assert seen == ["/v2/models/up/ready"]
+    finally:
+        await with_middleware.state.liveness.aclose()  # started by that request
 
     async def mine(request: Request) -> JSONResponse:
         return JSONResponse({"mine": request.path_params["name"]})
@@ -306,7 +310,6 @@ async def test_user_middleware_and_routes_ahead_still_see_readiness_requests(
     app.router.routes.insert(0, Route("/v2/models/{name}/ready", mine))
     assert answer(await call(app, "/v2/models/up/ready")) == (200, {"mine": "up"})
     assert answer(await call(app, "/v1/models/up")) == (200, {"name": "up", "ready": True})
-    await with_middleware.state.liveness.aclose()
 
 
 async def raw_answers(url: str, requests: list[tuple[str, str]]) -> list[bytes]:
