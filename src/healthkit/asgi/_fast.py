@@ -20,9 +20,6 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-# The very function the router uses to find the path a route matches (mounted apps
-# have a root_path): the fast path must match exactly what the router would.
-from starlette._utils import get_route_path
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -30,6 +27,14 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from .._errors import ClosedError
+
+try:
+    # The very function the router uses to find the path a route matches (mounted apps
+    # have a root_path): the fast path must match exactly what the router would. It is
+    # private to Starlette, so a release without it turns the fast path off, not serve.
+    from starlette._utils import get_route_path
+except ImportError:  # pragma: no cover - depends on the installed Starlette
+    get_route_path = None  # type: ignore[assignment]
 
 __all__ = ["READINESS_PATHS", "HealthApp", "ModelReady", "failed"]
 
@@ -79,6 +84,7 @@ class HealthApp(Starlette):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] == "http"
+            and get_route_path is not None
             and not self.user_middleware
             and getattr(self, "max_body_size", None) is None
             and (scope["method"] == "GET" or scope["method"] == "HEAD")
