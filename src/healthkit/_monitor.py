@@ -128,6 +128,7 @@ class Monitor:
         )
         # Straight to the verdicts from now on: one call less per check.
         self._checks.on_outcome = self._verdicts.on_outcome
+        self._checks.probe_ended = self._scheduler.probe_done
 
     # -- lifecycle ------------------------------------------------------------------
 

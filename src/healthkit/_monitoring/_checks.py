@@ -100,6 +100,9 @@ class Checks:
         self._reported: dict[str, set[str]] = {}
         #: Bound once: every single check's job ends here.
         self._done_single = self._single_done
+        #: ``probe_ended(state, started)``: a background probe submitted with ``probe=``
+        #: ended (the scheduler reschedules it); set by the monitor.
+        self.probe_ended: Callable[[ModelState, float], None] | None = None
 
     # -- the cap on client-chosen targets ------------------------------------------------
 
@@ -151,9 +154,14 @@ class Checks:
         return cached.at if cached is not None else -math.inf
 
     def submit_single(
-        self, key: Key, instance: Strategy, st: ModelState
+        self, key: Key, instance: Strategy, st: ModelState, *, probe: float | None = None
     ) -> asyncio.Future[CheckResult]:
-        """Start (or queue) one check of ``key`` for model ``st``; returns its shared future."""
+        """Start (or queue) one check of ``key`` for model ``st``; returns its shared future.
+
+        ``probe``: the check is ``st``'s background probe, started at that loop time;
+        :attr:`probe_ended` is called when it ends, however it ends (but for a monitor
+        that closed), after its result is settled and its outcome judged.
+        """
         fut: asyncio.Future[CheckResult] = asyncio.get_running_loop().create_future()
         self.shared[key] = fut
         # No closures per check: the job carries what its end needs (a round of ten
@@ -171,11 +179,21 @@ class Checks:
                 settings=st.settings,
                 future=fut,
                 breaker=self._detector.take_probe(key[0]),
+                probe=None if probe is None else st,
+                tick=0.0 if probe is None else probe,
             )
         )
         return fut
 
     def _single_done(self, job: Job, value: Any, error: BaseException | None) -> None:
+        try:
+            self._finish_single(job, value, error)
+        finally:
+            # Even if finishing failed: a probe never left without a schedule.
+            if job.probe is not None and self.probe_ended is not None:
+                self.probe_ended(job.probe, job.tick)
+
+    def _finish_single(self, job: Job, value: Any, error: BaseException | None) -> None:
         key = job.keys[0]
         target, name, settings = key[1], job.strategy, job.settings
         assert settings is not None and job.future is not None
@@ -430,14 +448,19 @@ class Checks:
         thousand timeouts, and keep the half-open probe (and every other
         instance's checks) waiting behind them.
         """
+        loop = asyncio.get_running_loop()
         for job in self.runner.shed(spec_id):
             for key in job.keys:
                 fut = self.shared.get(key)
                 model = key[1].model
                 st = self._models.states.get(model) if model is not None else None
-                if fut is None or st is None:
-                    continue
-                self.settle(key, fut, answer(job.strategy, key[1]), st.settings)
+                if fut is not None and st is not None:
+                    self.settle(key, fut, answer(job.strategy, key[1]), st.settings)
+            if job.probe is not None and self.probe_ended is not None:
+                # Next step, as a callback on its future would run: the verdict that
+                # sheds it (a trip) marks the models down first, and the interval to
+                # the next probe depends on that.
+                loop.call_soon(self.probe_ended, job.probe, job.tick)
 
     def prune(self, now: float) -> None:
         live = self._models.models_of_spec

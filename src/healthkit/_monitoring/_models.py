@@ -276,7 +276,10 @@ class Models:
         st.remember(tr, self._history_size)
         # An outage marks many models at once and logs one line for all of them.
         level = logging.DEBUG if quiet else logging.INFO if new.is_ok else logging.WARNING
-        log.log(level, "model %r: %s -> %s (%s)", st.name, old.value, new.value, result.detail)
+        if log.isEnabledFor(level):  # else not even the arguments (every model's first result)
+            log.log(level, "model %r: %s -> %s (%s)", st.name, old.value, new.value, result.detail)
+        if not self.listeners:
+            return
         for listener in list(self.listeners):
             try:
                 out = listener(tr)

@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from .._guard import guarded_check
+from .._guard import raised_result, returned_result
 from ._models import Key
 from ._records import CheckEvent, CheckListener
 
@@ -113,8 +113,11 @@ class Job:
     settings: Any = None
     future: asyncio.Future[Any] | None = None
     breaker: Any = None
+    #: The model whose background probe this check is, and the loop time the probe
+    #: started: the job's end reschedules it (no callback on the future per probe).
+    probe: Any = None
+    tick: float = 0.0
     task: asyncio.Future[Any] = attrs.field(init=False)
-    timer: asyncio.TimerHandle = attrs.field(init=False)
 
     def model_name(self) -> str | None:
         """The model checked (a single check), ``None`` for a batch."""
@@ -133,6 +136,15 @@ class Runner:
         self._queue: list[tuple[float, int, Job]] = []
         self._queued_keys: set[Key] = set()
         self._running: set[Job] = set()
+        #: ``(loop time, seq, job)`` of each running job's deadline, earliest first, and
+        #: one timer (``_cutter``) for the earliest of them: a timer of its own per check
+        #: cost a timer handle, a push into the loop's heap (compared in Python) and a
+        #: cancellation per probe. Finished jobs stay until they reach the top or until
+        #: they are half of it (``_finished``: how many there are).
+        self._deadlines: list[tuple[float, int, Job]] = []
+        self._finished = 0
+        self._cutter: asyncio.TimerHandle | None = None
+        self._cut_at = math.inf
         self._abandoned: set[asyncio.Future[Any]] = set()
         self._seq = itertools.count()
         self._closed = False
@@ -183,9 +195,14 @@ class Runner:
         self._queued_keys.clear()
         for job in list(self._running):
             job.finished = True
-            job.timer.cancel()
             self._abandon(job.task)
         self._running.clear()
+        self._deadlines.clear()
+        self._finished = 0
+        if self._cutter is not None:
+            self._cutter.cancel()
+            self._cutter = None
+            self._cut_at = math.inf
         self.lag.stop()
 
     async def wait_abandoned(self, grace: float) -> int:
@@ -215,7 +232,10 @@ class Runner:
         job._lag_at_start = self.lag.total()
         job._started = time.perf_counter()
         # The deadline starts when the check does, not while it queued for the budget.
-        job.timer = loop.call_later(job.deadline, self._expire, job)
+        at = loop.time() + job.deadline
+        heapq.heappush(self._deadlines, (at, next(self._seq), job))
+        if at < self._cut_at:
+            self._arm(loop, at)
         self._running.add(job)
         if job.batch:
             task_name = f"healthkit batch {job.strategy} ({job.targets} models)"
@@ -227,22 +247,65 @@ class Runner:
         """The check's task: finishes its job inline, in the step the check ends."""
         try:
             if job.make is None:
-                value = await guarded_check(job.instance, job.strategy, job.keys[0][1])
+                # guarded_check without a cap (the timer cuts it), in this coroutine:
+                # one coroutine less per probe.
+                target = job.keys[0][1]
+                began = time.perf_counter()
+                try:
+                    answer = await job.instance.acheck(target)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    value = raised_result(job.strategy, target, exc, time.perf_counter() - began)
+                else:
+                    elapsed = time.perf_counter() - began
+                    value = returned_result(job.strategy, target, answer, elapsed)
             else:
                 value = await job.make()
         except asyncio.CancelledError:
             if not job.finished:
-                job.timer.cancel()
                 self._end(job, None, asyncio.CancelledError("check was cancelled"))
             raise
         except Exception as exc:  # a strategy not async, or failing outside guarded_check
             if not job.finished:
-                job.timer.cancel()
                 self._end(job, None, exc)
             return
         if not job.finished:  # else cut by its deadline, or the monitor closed: answered
-            job.timer.cancel()
             self._end(job, value, None)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
+        if self._cutter is not None:
+            self._cutter.cancel()
+        self._cut_at = at
+        self._cutter = loop.call_at(at, self._cut, at)
+
+    def _cut(self, at: float) -> None:
+        """The cutter's timer (set for loop time ``at``): cut every job past its deadline."""
+        self._cutter = None
+        self._cut_at = math.inf
+        loop = asyncio.get_running_loop()
+        # The loop runs a timer up to its clock's resolution early: ``at`` itself is due.
+        limit = max(loop.time(), at)
+        heap = self._deadlines
+        try:
+            while heap:
+                when, _, job = heap[0]
+                if job.finished:
+                    heapq.heappop(heap)
+                    self._finished -= 1
+                    continue
+                if when > limit:
+                    break
+                heapq.heappop(heap)
+                self._expire(job)
+        finally:
+            # Armed again for the earliest job still running, even if a cut failed:
+            # no check is ever left without its deadline.
+            while heap and heap[0][2].finished:
+                heapq.heappop(heap)
+                self._finished -= 1
+            if heap and heap[0][0] < self._cut_at:
+                self._arm(loop, heap[0][0])
 
     def _expire(self, job: Job) -> None:
         if job.finished:
@@ -262,6 +325,14 @@ class Runner:
     def _end(self, job: Job, value: Any, error: BaseException | None) -> None:
         job.finished = True
         self._running.discard(job)
+        if not job.timed_out:  # a cut job already left the deadline heap
+            self._finished += 1
+            if self._finished > 64 and 2 * self._finished > len(self._deadlines):
+                # Finished jobs held past their end: drop them (amortized, in one pass).
+                # In place: a cut in progress holds the list.
+                self._deadlines[:] = [item for item in self._deadlines if not item[2].finished]
+                heapq.heapify(self._deadlines)
+                self._finished = 0
         job.elapsed = time.perf_counter() - job._started
         job.starved = self.lag.total() - job._lag_at_start
         self._after_call(job)

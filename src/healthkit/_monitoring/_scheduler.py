@@ -233,7 +233,7 @@ class Scheduler:
                 if checks.run_inline(key, instance, st) is not None:
                     self.probe_done(st, now, now=now)
                 else:
-                    self._when_done(checks.submit_single(key, instance, st), st, now)
+                    checks.submit_single(key, instance, st, probe=now)
             else:
                 self._probe(st, instance, now)
         for spec_id, members in groups.items():
@@ -269,8 +269,10 @@ class Scheduler:
         if fut is None:
             if self._checks.try_inline(st.key, instance, st) is not None:
                 self.probe_done(st, started, now=started)
-                return
-            fut = self._checks.submit_single(st.key, instance, st)
+            else:
+                # Rescheduled by the job's end (no callback on its future).
+                self._checks.submit_single(st.key, instance, st, probe=started)
+            return
         self._when_done(fut, st, started)
 
     def _when_done(self, fut: asyncio.Future[CheckResult], st: ModelState, started: float) -> None:

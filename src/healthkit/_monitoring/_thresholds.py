@@ -7,7 +7,6 @@ give the next state. The monitor keeps one state per model.
 from __future__ import annotations
 
 import enum
-import functools
 
 import attrs
 
@@ -75,10 +74,22 @@ def observe(
     return _shared(readiness, new, successes, failures)
 
 
-# Bounded: thresholds are configurable, and the counts stop at them.
-@functools.lru_cache(maxsize=4096)
+#: The shared states, by the identities of their enum members (an enum member's hash
+#: is a Python call, twice per lookup) and their counts.
+_SHARED: dict[tuple[int, int, int, int], ThresholdState] = {}
+#: Bound: thresholds are configurable, and the counts stop at them.
+_SHARED_MAX = 4096
+
+
 def _shared(readiness: Readiness, status: Status, successes: int, failures: int) -> ThresholdState:
-    return ThresholdState(readiness, status, successes, failures)
+    key = (id(readiness), id(status), successes, failures)
+    state = _SHARED.get(key)
+    if state is None:
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        # Enum members live as long as their class: their ids are never reused.
+        state = _SHARED[key] = ThresholdState(readiness, status, successes, failures)
+    return state
 
 
 def restart(state: ThresholdState) -> ThresholdState:
