@@ -136,8 +136,10 @@ def load_config(
     history_raw, notifiers_raw = raw.get("history"), raw.get("notifiers")
     entries: Iterable[tuple[Any, Any]] = models_raw.items()
     if source_name is not None:
-        # A document read from a file is ours alone: pack its model tables and drop
-        # it before building a model (see _packed). A mapping's caller keeps it anyway.
+        # A document read from a file is ours alone, of the parser's plain types:
+        # pack its model tables and drop it before building a model (see _packed).
+        # A mapping's caller keeps its own memory anyway, and its values may be of
+        # any type (marshal would turn a bytearray into bytes).
         entries = _packed(entries)
         del raw, models_raw
     for name, model_raw in entries:
