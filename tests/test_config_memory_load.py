@@ -25,7 +25,7 @@ import tomllib
 import yaml
 
 from healthkit import ConfigError, ServerConfig, StrategyRegistry, load_config
-from healthkit._configuration import _load
+from healthkit._configuration import _load, _source
 from healthkit._configuration._source import check_shape
 
 MODELS = 2000
@@ -95,6 +95,23 @@ def test_checking_a_document_leaves_no_garbage_for_the_collector(gc_off: None) -
     finally:
         gc.set_debug(0)
         gc.garbage.clear()
+
+
+def test_checking_a_document_leaves_nothing_in_free_lists() -> None:
+    # CPython keeps up to 2,000 freed tuples of each size for reuse; tuples that
+    # check_shape made by the thousand would stay there, scattered over the
+    # parser's memory, and keep it resident. tracemalloc counts them as alive.
+    document = tomllib.loads(_big_toml(1000))
+    gc.collect()  # a full collection empties the free lists
+    tracemalloc.start()
+    try:
+        assert check_shape(document) is None
+        snapshot = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    mine = snapshot.filter_traces([tracemalloc.Filter(True, _source.__file__)])
+    left = sum(stat.size for stat in mine.statistics("filename"))
+    assert left < 4096, f"{left} bytes still held"
 
 
 def test_a_loaded_model_holds_little_live_memory(

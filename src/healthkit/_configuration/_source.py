@@ -134,7 +134,11 @@ def check_shape(raw: Any) -> ConfigIssue | None:
     costs the document as written, never as expanded, and recursion never goes
     deeper than ``MAX_DEPTH``.
     """
-    sizes: dict[int, tuple[int, int]] = {}  # id -> (expanded values, height)
+    # Two dicts of ints, not one of (values, height) tuples: up to 2,000 freed tuples
+    # of a size stay in CPython's free list, here scattered over the parser's
+    # memory, and keep it resident (see _load._packed).
+    totals: dict[int, int] = {}  # id -> values it expands to
+    heights: dict[int, int] = {}  # id -> levels below it
     active: set[int] = set()
     stack: list[str | int] = []
     unique = 0
@@ -154,11 +158,11 @@ def check_shape(raw: Any) -> ConfigIssue | None:
         else:
             return 1, 0
         key = id(node)
-        known = sizes.get(key)
+        known = totals.get(key)
         if known is not None:
-            if depth + known[1] > MAX_DEPTH:
+            if depth + heights[key] > MAX_DEPTH:
                 raise _ShapeError(ConfigIssue(where(), f"nested deeper than {MAX_DEPTH} levels"))
-            return known
+            return known, heights[key]
         if key in active:
             message = "a YAML alias refers to a table or list that contains it (a cycle)"
             raise _ShapeError(ConfigIssue(where(), message))
@@ -176,7 +180,8 @@ def check_shape(raw: Any) -> ConfigIssue | None:
             total += size
             height = max(height, child_height + 1)
         active.discard(key)
-        sizes[key] = (total, height)
+        totals[key] = total
+        heights[key] = height
         return total, height
 
     try:
@@ -185,8 +190,8 @@ def check_shape(raw: Any) -> ConfigIssue | None:
         return exc.issue
     finally:
         # walk refers to itself (it recurses): a reference cycle, which only the
-        # garbage collector would free, and ``sizes`` with it (two small objects a
-        # table), scattered over the document's memory, pinning it (see _load._packed).
+        # garbage collector would free, and the memos with it (two ints a table),
+        # scattered over the document's memory, pinning it (see _load._packed).
         del walk
     if total - unique > MAX_ALIAS_EXPANSION:
         return ConfigIssue(
