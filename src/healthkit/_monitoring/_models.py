@@ -216,7 +216,8 @@ class Models:
     def owner(self, key: Key) -> ModelState | None:
         """The model whose own key ``key`` may be, found by its target's name (or, for a
         model named otherwise upstream, by the key); ``owns`` tells whether it is."""
-        st = self._mapped.get(key)
+        # A key's hash is a Python call (its target's): skip the lookup when none is mapped.
+        st = self._mapped.get(key) if self._mapped else None
         if st is not None or key[1].model is None:
             return st
         return self.states.get(key[1].model)
@@ -275,7 +276,8 @@ class Models:
         )
         st.remember(tr, self._history_size)
         # An outage marks many models at once and logs one line for all of them.
-        level = logging.DEBUG if quiet else logging.INFO if new.is_ok else logging.WARNING
+        ok = new is Status.HEALTHY or new is Status.DEGRADED  # is_ok, without a call
+        level = logging.DEBUG if quiet else logging.INFO if ok else logging.WARNING
         if log.isEnabledFor(level):  # else not even the arguments (every model's first result)
             log.log(level, "model %r: %s -> %s (%s)", st.name, old.value, new.value, result.detail)
         if not self.listeners:

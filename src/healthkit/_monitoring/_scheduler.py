@@ -265,7 +265,8 @@ class Scheduler:
 
     def _probe(self, st: ModelState, instance: Strategy, started: float) -> None:
         """A background probe: join the key's shared check, or start one."""
-        fut = self._checks.shared.get(st.key)
+        shared = self._checks.shared
+        fut = shared.get(st.key) if shared else None  # a key's hash is a Python call
         if fut is None:
             if self._checks.try_inline(st.key, instance, st) is not None:
                 self.probe_done(st, started, now=started)

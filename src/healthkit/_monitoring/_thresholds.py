@@ -55,17 +55,19 @@ def observe(
       ``failure_threshold`` consecutive failures make it not ready, and fewer
       leave both readiness and status unchanged.
     """
-    if status.is_ok:
+    # ``Status.is_ok`` by identity: the property is a Python call, and this runs per result.
+    ok = status is Status.HEALTHY or status is Status.DEGRADED
+    if ok:
         successes, failures = min(state.successes + 1, success_threshold), 0
     else:
         successes, failures = 0, min(state.failures + 1, failure_threshold)
     readiness, new = state.readiness, state.status
     if readiness is Readiness.READY:
-        if status.is_ok:
+        if ok:
             new = status
         elif failures >= failure_threshold:
             readiness, new = Readiness.NOT_READY, status
-    elif status.is_ok:
+    elif ok:
         if successes >= success_threshold:
             readiness, new = Readiness.READY, status
     else:
