@@ -192,8 +192,23 @@ def healthkit_serve(config: dict[str, Any]) -> Iterator[str]:
             yield url
 
 
+class ServedURL(str):
+    """A server's URL, with the process that serves it (for its CPU time)."""
+
+    pid: int
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` so far (``None`` off Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def healthkit_serve_file(path: Path) -> Iterator[str]:
+def healthkit_serve_file(path: Path) -> Iterator[ServedURL]:
     """``healthkit serve PATH`` on a free port; yields its URL."""
     proc = subprocess.Popen(
         [
@@ -216,7 +231,9 @@ def healthkit_serve_file(path: Path) -> Iterator[str]:
         banner = proc.stdout.readline().strip()
         if not banner:
             raise RuntimeError("healthkit serve did not start")
-        yield banner.rsplit(" ", 1)[-1]
+        url = ServedURL(banner.rsplit(" ", 1)[-1])
+        url.pid = proc.pid
+        yield url
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -1008,7 +1025,10 @@ def server_stack() -> str:
 
 def run_throughput(quick: bool) -> dict[str, Any]:
     """``GET /v2/models/alpha/ready`` per second on ``healthkit serve`` vs a bare Starlette
-    app on the same uvicorn answering a constant (target >= 0.9x); keep-alive, one client."""
+    app on the same uvicorn answering a constant (target >= 0.9x); keep-alive, one client.
+    Also a raw ASGI app answering a constant (the server stack's own limit), and the
+    server's CPU per request, which moves far less than requests per second on a
+    machine whose cores the client shares."""
     connections, seconds, rounds = 32, 2.0 if quick else 5.0, 2 if quick else 4
     path = "/v2/models/alpha/ready"
     with predictor(100) as pred:
@@ -1016,19 +1036,33 @@ def run_throughput(quick: bool) -> dict[str, Any]:
             "defaults": {"health_check": {"strategy": "http", "base_url": pred.url}},
             "models": {"alpha": {}, **{f"model-{i}": {} for i in range(99)}},
         }
-        with healthkit_serve(config) as url, child("_constant") as constant:
+        with (
+            healthkit_serve(config) as url,
+            child("_constant", "starlette") as constant,
+            child("_constant", "raw") as raw,
+        ):
             asyncio.run(poll_ready(url, path))
-            contenders = {"healthkit": url, "starlette": constant.banner}
-            for target in contenders.values():  # warm up
+            contenders = {
+                "healthkit": (url, url.pid),
+                "starlette": (constant.banner, constant.proc.pid),
+                "raw": (raw.banner, raw.proc.pid),
+            }
+            for target, _ in contenders.values():  # warm up
                 run_fast(keepalive_load(target, path, connections, 0.5))
             rates: dict[str, list[float]] = {k: [] for k in contenders}
+            cpu: dict[str, list[float]] = {k: [] for k in contenders}
             order = list(contenders.items())
             for _ in range(rounds):
-                for key, target in order:
+                for key, (target, pid) in order:
+                    cpu0 = cpu_seconds(pid)
                     n = run_fast(keepalive_load(target, path, connections, seconds))
+                    cpu1 = cpu_seconds(pid)
                     rates[key].append(n / seconds)
+                    if cpu0 is not None and cpu1 is not None and n:
+                        cpu[key].append((cpu1 - cpu0) / n)
                 order.reverse()
     medians = {k: statistics.median(v) for k, v in rates.items()}
+    cpu_us = {k: statistics.median(v) * 1e6 if v else None for k, v in cpu.items()}
     stack = server_stack()
     out: dict[str, Any] = {
         "stack": stack,
@@ -1037,23 +1071,47 @@ def run_throughput(quick: bool) -> dict[str, Any]:
         "rounds": rates,
         "healthkit_rps": medians["healthkit"],
         "starlette_rps": medians["starlette"],
+        "raw_rps": medians["raw"],
         "ratio": medians["healthkit"] / max(medians["starlette"], 1e-9),
+        "ratio_raw": medians["healthkit"] / max(medians["raw"], 1e-9),
+        "cpu_per_request_us": cpu_us,
     }
+
+    def us(key: str) -> str:
+        value = cpu_us[key]
+        return "n/a" if value is None else f"{value:.0f} us"
+
     table(
         f"throughput: {connections} keep-alive connections, {seconds:g} s per run,"
         f" medians of {rounds} interleaved runs, uvicorn on {stack}",
-        ["server", "requests/s", "vs bare Starlette"],
+        ["server", "requests/s", "vs bare Starlette", "server CPU per request"],
         [
-            ["healthkit serve, " + path, f"{medians['healthkit']:,.0f}", f"{out['ratio']:.2f}x"],
-            ["bare Starlette, constant JSON", f"{medians['starlette']:,.0f}", "1.00x"],
+            [
+                "healthkit serve, " + path,
+                f"{medians['healthkit']:,.0f}",
+                f"{out['ratio']:.2f}x",
+                us("healthkit"),
+            ],
+            [
+                "bare Starlette, constant JSON",
+                f"{medians['starlette']:,.0f}",
+                "1.00x",
+                us("starlette"),
+            ],
+            [
+                "raw ASGI app, constant JSON",
+                f"{medians['raw']:,.0f}",
+                f"{medians['raw'] / max(medians['starlette'], 1e-9):.2f}x",
+                us("raw"),
+            ],
         ],
     )
     return out
 
 
-def constant_main() -> None:
-    """A bare Starlette app on uvicorn (same settings as ``healthkit serve``) whose model
-    readiness route returns a constant: the stack's own limit."""
+def constant_main(kind: str = "starlette") -> None:
+    """A bare app on uvicorn (same settings as ``healthkit serve``) whose model readiness
+    route returns a constant: a Starlette app, or a raw ASGI app (the stack's own limit)."""
     import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -1063,7 +1121,21 @@ def constant_main() -> None:
     async def model_ready(request: Request) -> JSONResponse:
         return JSONResponse({"name": request.path_params["name"], "ready": True})
 
-    app = Starlette(routes=[Route("/v2/models/{name}/ready", model_ready, methods=["GET"])])
+    async def raw_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        name = scope["path"].split("/")[3]
+        body = json.dumps({"name": name, "ready": True}, separators=(",", ":")).encode()
+        headers = [
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", b"application/json"),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    app: Any = raw_app
+    if kind == "starlette":
+        app = Starlette(routes=[Route("/v2/models/{name}/ready", model_ready, methods=["GET"])])
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:
@@ -1133,7 +1205,7 @@ def run_scale(quick: bool) -> dict[str, Any]:
             [
                 "  of which the config load",
                 kib(out["rss_load"]),
-                f"{out['rss_load'] / models:,.0f} B/model (tomllib's parse peak stays)",
+                f"{out['rss_load'] / models:,.0f} B/model (the loaded config; ~155 B/model live)",
             ],
             ["probes", f"{out['probes']:,}", f"first round spread over {0.1 * period:g} s"],
             ["CPU per probe", f"{out['cpu_per_probe'] * 1e6:.1f} us", "target <= 20 us"],
@@ -1177,8 +1249,8 @@ def scale_main(models: int, period: float, duration: float) -> None:
             start = time.perf_counter()
             config = load_config(path, registry=registry)
             load = time.perf_counter() - start
-        # What the load left in RSS: mostly pages of tomllib's parse (its peak is about
-        # 2 KiB a model) kept by the config objects scattered among them.
+        # What the load left in RSS: the config's own objects, unless they were built
+        # among the parser's (its peak is about 2 KiB a model) and pin its pages.
         rss_load = rss_bytes() - before
         start = time.perf_counter()
         monitor = Monitor(HealthKit(config, registry=registry))
@@ -1543,7 +1615,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif helper == "_scale":
             scale_main(int(args[0]), float(args[1]), float(args[2]))
         elif helper == "_constant":
-            constant_main()
+            constant_main(*args)
         elif helper == "_baseline":
             baseline_main(args[0])
         elif helper == "_dedupe":
