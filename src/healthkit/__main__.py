@@ -1,6 +1,6 @@
 """``python -m healthkit``: the same CLI as the ``healthkit`` console script."""
 
-from healthkit.cli import cli
+from healthkit.cli import main
 
 if __name__ == "__main__":
-    cli(prog_name="healthkit")
+    main(prog_name="healthkit")

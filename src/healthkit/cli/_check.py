@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import click
 
@@ -31,15 +32,21 @@ from ._output import (
     styled_status,
     table,
 )
+from ._startup import end_startup
 
 __all__ = ["check", "report_lines"]
 
 
 async def _run(
-    config: ServerConfig, registry: StrategyRegistry, models: Sequence[str]
+    config: ServerConfig,
+    registry: StrategyRegistry,
+    models: Sequence[str],
+    *,
+    started: Callable[[], None],
 ) -> HealthReport:
     # One shot: a close that hangs is not worth waiting for, the process exits next.
     async with HealthKit(config, registry=registry, close_timeout=ONE_SHOT_CLOSE_TIMEOUT) as kit:
+        started()  # every instance exists: start-up is over (see _startup)
         if not models:
             return await kit.acheck_all()
         results = await asyncio.gather(*(kit.acheck(model) for model in models))
@@ -105,7 +112,8 @@ def check(config: str, models: tuple[str, ...], verbose: bool, fmt: str) -> None
             raise fail(f"unknown model {model!r}; models in {config}: {known}")
     try:
         # Not asyncio.run: it would wait forever for a check that swallows cancellation.
-        report = run_bounded(_run(server_config, registry, wanted))
+        started = functools.partial(end_startup, click.get_current_context())
+        report = run_bounded(_run(server_config, registry, wanted, started=started))
     except HealthkitError as exc:
         # A strategy that cannot even start (a missing CA bundle, say): nothing was checked.
         raise fail(redact(f"error: {exc}")) from None

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from ._output import EXIT_ERROR, color_setting, quiet_stdout
+from ._startup import end_startup, mark_paused
 
 #: Subcommand name -> "module:attribute" of its click command.
 COMMANDS = {
@@ -27,8 +28,23 @@ COMMANDS = {
     "history": "healthkit.cli._history:history",
 }
 
+#: Commands that end start-up themselves (see ``_startup``): ``check`` once its strategy
+#: instances exist. Start-up of every other command ends when it is found.
+ENDS_OWN_STARTUP = frozenset({"check"})
+
+
+class _Context(click.Context):
+    """click's context, told by :func:`healthkit.cli.main` that it paused the collector."""
+
+    def __init__(self, *args: Any, collector_paused: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if collector_paused:
+            mark_paused(self)
+
 
 class _LazyGroup(click.Group):
+    context_class = _Context
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *COMMANDS])
 
@@ -37,7 +53,10 @@ class _LazyGroup(click.Group):
             module_name, attr = COMMANDS[cmd_name].split(":")
             command = getattr(importlib.import_module(module_name), attr)
             assert isinstance(command, click.Command)
+            if cmd_name not in ENDS_OWN_STARTUP:
+                end_startup(ctx)
             return command
+        end_startup(ctx)
         return super().get_command(ctx, cmd_name)
 
     def main(
@@ -125,7 +144,3 @@ def cli(ctx: click.Context, plugin_modules: tuple[str, ...], traceback: bool, co
         os.environ[PLUGINS_ENV_VAR] = ",".join([*filter(None, [listed]), *plugin_modules])
     if traceback:
         os.environ[TRACEBACK_ENV_VAR] = "1"
-
-
-def main() -> None:
-    cli()
