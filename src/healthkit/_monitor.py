@@ -255,7 +255,7 @@ class Monitor:
         counts = self._counts
         return MonitorStats(
             models=len(self._models.states),
-            ready=sum(1 for st in self._models.states.values() if st.fresh_ready(now)),
+            ready=self._models.count_fresh_ready(now),
             in_flight=self._runner.running,
             checks=counts["checks"],
             batches=counts["batches"],

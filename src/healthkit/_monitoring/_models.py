@@ -164,6 +164,19 @@ class Models:
         for mc in configs:
             self.add(mc)
 
+    def count_fresh_ready(self, now: float) -> int:
+        """How many models are :meth:`ModelState.fresh_ready` at ``now`` (monotonic).
+
+        Without a call per model: ``Monitor.stats`` (metrics scrapes, the benchmarks)
+        counts a hundred thousand models in the event loop, and probes wait meanwhile.
+        """
+        ready = Readiness.READY
+        return sum(
+            1
+            for st in self.states.values()
+            if st.thresholds.readiness is ready and now - st.observed <= st.stale_after
+        )
+
     def get(self, model: str) -> ModelState:
         try:
             return self.states[model]
