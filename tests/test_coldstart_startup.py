@@ -76,21 +76,26 @@ def _seen(stdout: str) -> dict[str, str]:
     return dict(part.split("=") for part in detail.split())
 
 
+def _check(argv: list[str], config: Path, env: dict[str, str]) -> dict[str, str]:
+    """What the plugin saw during ``ARGV check CONFIG``."""
+    proc = subprocess.run(
+        [*argv, "check", str(config), "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return _seen(proc.stdout)
+
+
 def test_start_up_runs_without_the_collector_and_checks_with_it(tmp_path: Path) -> None:
     config, env = _setup(tmp_path)
     for argv in (
         [sys.executable, "-m", "healthkit"],
         [sys.executable, "-c", "from healthkit.cli import main; main()"],  # the console script
     ):
-        proc = subprocess.run(
-            [*argv, "check", str(config), "--format", "json"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-        )
-        assert proc.returncode == 0, proc.stderr
-        assert _seen(proc.stdout) == {
+        assert _check(argv, config, env) == {
             "import": "False",
             "create": "False",
             "check": "True",
@@ -101,15 +106,7 @@ def test_start_up_runs_without_the_collector_and_checks_with_it(tmp_path: Path) 
 def test_a_collector_turned_off_before_is_left_off(tmp_path: Path) -> None:
     config, env = _setup(tmp_path)
     code = "import gc; gc.disable(); from healthkit.cli import main; main()"
-    proc = subprocess.run(
-        [sys.executable, "-c", code, "check", str(config), "--format", "json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert _seen(proc.stdout) == {
+    assert _check([sys.executable, "-c", code], config, env) == {
         "import": "False",
         "create": "False",
         "check": "False",
