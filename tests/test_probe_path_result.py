@@ -1,0 +1,56 @@
+"""``with_latency`` (once per probe of a strategy that leaves ``latency`` at 0) copies
+every field of a result: the same as ``attrs.evolve`` with the new latency."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import attrs
+
+from healthkit import CheckResult, ErrorInfo, RequestInfo, Status, Target
+from healthkit._result import with_latency
+
+
+def test_with_latency_is_attrs_evolve_for_a_result_with_every_field_set() -> None:
+    # A field added to CheckResult must be added to with_latency's copy too.
+    assert [f.name for f in attrs.fields(CheckResult)] == [
+        "status",
+        "strategy",
+        "target",
+        "latency",
+        "checked_at",
+        "detail",
+        "error",
+        "children",
+        "endpoint",
+        "request",
+    ]
+    child = CheckResult(status=Status.DEGRADED, strategy="child", detail="slow")
+    result = CheckResult(
+        status=Status.UNHEALTHY,
+        strategy="http",
+        target=Target(model="m", version="2"),
+        checked_at=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
+        detail="HTTP 503",
+        error=ErrorInfo(type="HTTPStatusError", message="503"),
+        children=(child,),
+        endpoint="http://predictor:8080/v2/models/m/ready",
+        request=RequestInfo(method="GET", url="http://predictor:8080/v2/models/m/ready"),
+    )
+    copied = with_latency(result, 0.25)
+    assert type(copied) is CheckResult
+    assert copied == attrs.evolve(result, latency=0.25)
+    assert repr(copied) == repr(attrs.evolve(result, latency=0.25))
+    assert copied.to_dict() == attrs.evolve(result, latency=0.25).to_dict()
+    assert result.latency == 0.0  # the original is untouched
+
+
+def test_with_latency_of_a_subclass_keeps_its_class() -> None:
+    @attrs.frozen(kw_only=True)
+    class Tagged(CheckResult):
+        tag: str = "t"
+
+    result = Tagged(status=Status.HEALTHY, strategy="x", tag="kept")
+    copied = with_latency(result, 0.5)
+    assert type(copied) is Tagged
+    assert copied == attrs.evolve(result, latency=0.5)
