@@ -60,7 +60,15 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (
         3,
         "plugins and instances",
-        ("strategies/*", "notify/*", "_plugins.py", "_registry.py", "_resolver.py"),
+        (
+            "strategies/*",
+            "notify/*",
+            "_plugins.py",
+            "_plugin_failure.py",
+            "_registry.py",
+            "_resolver.py",
+            "_plan.py",
+        ),
     ),
     (
         4,
