@@ -6,7 +6,7 @@ import json as _jsonlib
 from collections.abc import Collection
 from typing import Any
 
-from ..._result import CheckResult, Target
+from ..._result import CheckResult, RequestInfo, Target
 from ..._status import Status
 from ...toolkit import ResultBuilder
 from ._config import HttpConfig
@@ -17,60 +17,80 @@ __all__ = ["index_result", "interpret", "read_index", "read_json"]
 
 
 def interpret(
-    results: ResultBuilder, config: HttpConfig, target: Target, reply: Reply
+    results: ResultBuilder,
+    config: HttpConfig,
+    target: Target,
+    reply: Reply,
+    *,
+    request: RequestInfo | None = None,
+    answered: str | None = None,
 ) -> CheckResult:
+    """``target``'s result from ``reply``, made once with ``request`` in it.
+
+    ``answered`` is the strategy's shared ``"HTTP <code>"`` text, reused as the
+    detail of a generic check that only looks at the status.
+    """
     code = reply.status_code
     protocol = config.protocol
     if protocol == "generic":
-        return _interpret_generic(results, config, target, reply)
+        return _interpret_generic(results, config, target, reply, request, answered)
     if 300 <= code < 400 and "location" in reply.headers:
-        return results(target, Status.UNHEALTHY, redirect(reply))
+        return results(target, Status.UNHEALTHY, redirect(reply), request=request)
     if code == 404:
         what = "server" if target.model is None else f"model {target}"
-        return results(target, Status.UNHEALTHY, f"{what} not found (HTTP 404)")
+        return results(target, Status.UNHEALTHY, f"{what} not found (HTTP 404)", request=request)
     if code >= 500 and code != 503:
-        return results(target, Status.UNHEALTHY, f"server error (HTTP {code})")
+        return results(target, Status.UNHEALTHY, f"server error (HTTP {code})", request=request)
     if code == 503:
-        return results(target, Status.UNHEALTHY, f"not ready (HTTP {code})")
+        return results(target, Status.UNHEALTHY, f"not ready (HTTP {code})", request=request)
     if code != 200:
-        return results(target, Status.UNHEALTHY, f"unexpected HTTP {code}")
+        return results(target, Status.UNHEALTHY, f"unexpected HTTP {code}", request=request)
     if protocol == "v2" or target.model is None:
-        return results(target, Status.HEALTHY, "ready (HTTP 200)")
+        return results(target, Status.HEALTHY, "ready (HTTP 200)", request=request)
     body, problem = read_json(config, reply)
     if problem is not None:
-        return results(target, Status.UNHEALTHY, problem)
+        return results(target, Status.UNHEALTHY, problem, request=request)
     if not isinstance(body, dict) or "ready" not in body:
-        return results(target, Status.UNHEALTHY, "body has no 'ready' field")
+        return results(target, Status.UNHEALTHY, "body has no 'ready' field", request=request)
     ready = body["ready"]
     if ready is True or (isinstance(ready, str) and ready.lower() == "true"):
-        return results(target, Status.HEALTHY, "ready (HTTP 200)")
-    return results(target, Status.UNHEALTHY, f"not ready (ready={excerpt(ready)})")
+        return results(target, Status.HEALTHY, "ready (HTTP 200)", request=request)
+    return results(target, Status.UNHEALTHY, f"not ready (ready={excerpt(ready)})", request=request)
 
 
 def _interpret_generic(
-    results: ResultBuilder, cfg: HttpConfig, target: Target, reply: Reply
+    results: ResultBuilder,
+    cfg: HttpConfig,
+    target: Target,
+    reply: Reply,
+    request: RequestInfo | None,
+    answered: str | None,
 ) -> CheckResult:
     code = reply.status_code
     if _in_ranges(code, cfg.expected_status):
         if cfg.json_field is None:
-            return results(target, Status.HEALTHY, f"HTTP {code}")
+            return results(target, Status.HEALTHY, answered or f"HTTP {code}", request=request)
         body, problem = read_json(cfg, reply)
         if problem is not None:
-            return results(target, Status.UNHEALTHY, problem)
+            return results(target, Status.UNHEALTHY, problem, request=request)
         found, value = _dig(body, cfg.json_field)
         if not found:
-            return results(target, Status.UNHEALTHY, f"body has no {cfg.json_field!r} field")
+            return results(
+                target, Status.UNHEALTHY, f"body has no {cfg.json_field!r} field", request=request
+            )
         status = (
             Status.HEALTHY
             if value is True or (value and not isinstance(value, bool))
             else Status.UNHEALTHY
         )
-        return results(target, status, f"HTTP {code}, {cfg.json_field}={excerpt(value)}")
+        return results(
+            target, status, f"HTTP {code}, {cfg.json_field}={excerpt(value)}", request=request
+        )
     if _in_ranges(code, cfg.degraded_status):
-        return results(target, Status.DEGRADED, f"degraded (HTTP {code})")
+        return results(target, Status.DEGRADED, f"degraded (HTTP {code})", request=request)
     if 300 <= code < 400 and "location" in reply.headers:
-        return results(target, Status.UNHEALTHY, redirect(reply))
-    return results(target, Status.UNHEALTHY, f"unexpected HTTP {code}")
+        return results(target, Status.UNHEALTHY, redirect(reply), request=request)
+    return results(target, Status.UNHEALTHY, f"unexpected HTTP {code}", request=request)
 
 
 def read_json(config: HttpConfig, reply: Reply) -> tuple[Any, str | None]:

@@ -98,6 +98,8 @@ class HttpStrategy:
             self.name, scrub=scrub, error_limit=200, endpoint=self._shown_url
         )
         self._request_ids = itertools.count()
+        #: ``"HTTP <code>"`` by status code: one string shared by every result that got it.
+        self._answers: dict[int, str] = {}
 
     def _new_client(self) -> httpx.AsyncClient:
         config = self.config
@@ -308,30 +310,52 @@ class HttpStrategy:
             path = self.path_for(target)
         except (KeyError, IndexError, ValueError) as exc:
             return self._result(target, Status.UNKNOWN, f"bad path template: {exc}", exc)
+        method = self.config.method
         # What check -v shows when it fails.
-        request = RequestInfo(method=self.config.method, url=self._shown_url + path)
+        url = self._shown_url + path
         try:
             reply = await self._exchange(
-                self.config.method,
+                method,
                 path,
                 need_body=self._needs_body(target),
                 cap=self.config.max_body_bytes,
             )
         except GateTimeout as exc:
-            return attrs.evolve(self._gate_timeout(target, exc), request=request)
+            return self._gate_timeout(target, exc, request=RequestInfo(method=method, url=url))
         except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
             detail = self._failure(exc)
+            request = RequestInfo(method=method, url=url)
             return self._result(target, Status.UNHEALTHY, detail, exc, request=request)
-        result = interpret(self._result, self.config, target, reply)
-        answered = attrs.evolve(request, status=f"HTTP {reply.status_code}")
-        return attrs.evolve(result, request=answered)
+        # Each result is made once, with its request in it: every model's last result
+        # stays in memory, and throwaway copies freed among them fragment it.
+        answered = self._answered(reply.status_code)
+        request = RequestInfo(method=method, url=url, status=answered)
+        return interpret(
+            self._result, self.config, target, reply, request=request, answered=answered
+        )
 
-    def _gate_timeout(self, target: Target, exc: GateTimeout, prefix: str = "") -> CheckResult:
+    def _answered(self, code: int) -> str:
+        """``"HTTP <code>"``, one string per status code for all of this instance's results."""
+        text = self._answers.get(code)
+        if text is None:
+            # At most one per status code an upstream can send (three digits).
+            text = self._answers[code] = f"HTTP {code}"
+        return text
+
+    def _gate_timeout(
+        self,
+        target: Target,
+        exc: GateTimeout,
+        prefix: str = "",
+        request: RequestInfo | None = None,
+    ) -> CheckResult:
         detail = (
             f"{prefix}timed out after {self.config.timeout:g}s waiting for a connection "
             f"({exc.in_flight} checks in flight on this client)"
         )
-        return self._result(target, Status.UNHEALTHY, detail, exc, error_type="TimeoutError")
+        return self._result(
+            target, Status.UNHEALTHY, detail, exc, error_type="TimeoutError", request=request
+        )
 
     def _failure(self, exc: BaseException) -> str:
         return http_failure(exc, timeout=self.config.timeout)
@@ -398,7 +422,7 @@ class HttpBatchStrategy(HttpStrategy):
         request = RequestInfo(
             method="POST",
             url=self._shown_url + "/v2/repository/index",
-            status=None if reply is None else f"HTTP {reply.status_code}",
+            status=None if reply is None else self._answered(reply.status_code),
         )
         for target in wanted:
             if failure is not None:
