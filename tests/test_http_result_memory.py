@@ -80,9 +80,9 @@ async def test_a_held_result_costs_only_its_own_objects(make: Make, oip_server: 
     strategy = make(base_url=oip_server.url, protocol="v2")
     target = Target(model="alpha")
     kept: list[CheckResult] = [await strategy.acheck(target) for _ in range(20)]  # warm up
-    count = 300
+    count = 150
     gc.collect()
-    tracemalloc.start(40)
+    tracemalloc.start(16)
     try:
         before = tracemalloc.take_snapshot()
         for _ in range(count):
