@@ -319,8 +319,10 @@ class Monitor:
             return 0
         for st in states:
             # A probe queued behind the budget is still late; a running one is not.
-            queued = st.probing and self._runner.is_queued(st.key)
-            if now - (st.wanted if queued else st.due) > st.settings.period:
+            # ``due`` is when the next probe is due, or when the queued one was.
+            if st.probing and not self._runner.is_queued(st.key):
+                continue
+            if now - st.due > st.settings.period:
                 late += 1
         return late
 

@@ -169,7 +169,7 @@ class Checks:
         self.runner.submit(
             Job(
                 strategy=st.config.check.strategy,
-                deadline=st.deadline,
+                deadline=st.timing[0],
                 make=None,
                 done=self._done_single,
                 keys=(key,),
@@ -285,7 +285,7 @@ class Checks:
             self.on_outcome(
                 key[0],
                 result,
-                st.deadline,
+                st.timing[0],
                 0.0,
                 (target,),
                 settings.failure_threshold,

@@ -37,6 +37,15 @@ Key = tuple[int, Target]
 
 _START = ThresholdState()
 
+#: Bound of ``Models._after``: states not from the shared set (``restart``,
+#: ``mark_down``) are new objects each time.
+_AFTER_MAX = 1024
+
+_new = object.__new__
+_set = object.__setattr__
+_now = dt.datetime.now
+_UTC = dt.timezone.utc
+
 
 class Probe(enum.Enum):
     """Where a model's background probe is."""
@@ -62,18 +71,19 @@ class ModelState:
     _history: Transition | list[Transition] | None = None
     #: Loop time until which ``last`` answers on-demand checks (the model's own cache entry).
     fresh_until: float = -math.inf
-    #: Loop time of the next probe (``inf`` while a probe runs or before start). A heap
-    #: entry whose time is not ``due`` any more is stale.
+    #: Loop time of the next probe (``inf`` before start). A heap entry whose time is
+    #: not ``due`` any more is stale. While a probe runs (``probe`` not ``SCHEDULED``):
+    #: when that probe was due (``inf`` for a model that joined a batch early), what
+    #: :attr:`wanted` reads; one slot for the two (8 bytes a model).
     due: float = math.inf
     probe: Probe = Probe.SCHEDULED
     #: Derived from ``config`` by :meth:`Models.configure`.
     key: Key = (0, Target())
-    deadline: float = 0.0
-    stale_after: float = math.inf
+    #: ``(deadline, stale_after)``, shared by the models of equal configs (see
+    #: ``Models.timing``): one slot for the two (8 bytes a model).
+    timing: tuple[float, float] = (0.0, math.inf)
     #: ``time.monotonic()`` when ``last`` was observed (staleness is measured from it).
     observed: float = -math.inf
-    #: When the running probe was due (for :meth:`Monitor.overdue`).
-    wanted: float = math.inf
 
     def __lt__(self, other: ModelState) -> bool:
         # Breaks ties between heap entries due at the very same time; any order will do.
@@ -82,6 +92,21 @@ class ModelState:
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def wanted(self) -> float:
+        """When the running probe was due (``inf`` when none runs)."""
+        return self.due if self.probe is not Probe.SCHEDULED else math.inf
+
+    @property
+    def deadline(self) -> float:
+        """Seconds the monitor gives one check of this model before cutting it."""
+        return self.timing[0]
+
+    @property
+    def stale_after(self) -> float:
+        """Seconds after which the model's last result no longer makes it ready."""
+        return self.timing[1]
 
     @property
     def history(self) -> tuple[Transition, ...]:
@@ -127,10 +152,10 @@ class ModelState:
 
     def fresh_ready(self, now: float) -> bool:
         """Ready, on a result not older than ``max_stale`` (``now`` from ``time.monotonic``)."""
-        return self.thresholds.ready and now - self.observed <= self.stale_after
+        return self.thresholds.ready and now - self.observed <= self.timing[1]
 
     def is_stale(self, now: float) -> bool:
-        return self.last is not None and now - self.observed > self.stale_after
+        return self.last is not None and now - self.observed > self.timing[1]
 
     def failing(self) -> bool:
         """Not ready, or the last result failed (``unhealthy_period`` applies)."""
@@ -159,6 +184,9 @@ class Models:
         #: Own keys of models checked under another name upstream (``upstream_model``).
         self._mapped: dict[Key, ModelState] = {}
         self.listeners: list[TransitionListener] = []
+        #: ``observe``'s memo: (id(state), id(status), success_threshold,
+        #: failure_threshold) -> (state, next state).
+        self._after: dict[tuple[int, int, int, int], tuple[ThresholdState, ThresholdState]] = {}
         self._history_size = history_size
         self._spawn = spawn
         for mc in configs:
@@ -174,7 +202,7 @@ class Models:
         return sum(
             1
             for st in self.states.values()
-            if st.thresholds.readiness is ready and now - st.observed <= st.stale_after
+            if st.thresholds.readiness is ready and now - st.observed <= st.timing[1]
         )
 
     def get(self, model: str) -> ModelState:
@@ -207,7 +235,7 @@ class Models:
                 deadline,
                 mc.monitor.stale_after(deadline),
             )
-        st.deadline, st.stale_after = timing
+        st.timing = timing
         self.models_of_spec.setdefault(spec_id, {})[mc.name] = None
 
     def unindex(self, st: ModelState) -> int | None:
@@ -255,14 +283,26 @@ class Models:
             # ready and one more equal failure, at a count already at its threshold.
             # ``thresholds_after`` would hand back an equal state: nothing changes.
             return
-        st.thresholds = thresholds_after(
-            old,
-            status,
-            success_threshold=settings.success_threshold,
-            failure_threshold=settings.failure_threshold,
-        )
-        if st.thresholds.status != old.status:
-            self._transition(st, old.status, st.thresholds.status, result)
+        # The next state, memoized by the identities of the state and status and the
+        # thresholds: every model's first result passes here (a hundred thousand at start).
+        # The memo holds ``old``, so its id is not reused while its entry lives.
+        memo_key = (id(old), id(status), settings.success_threshold, settings.failure_threshold)
+        hit = self._after.get(memo_key)
+        if hit is not None and hit[0] is old:
+            new = hit[1]
+        else:
+            new = thresholds_after(
+                old,
+                status,
+                success_threshold=settings.success_threshold,
+                failure_threshold=settings.failure_threshold,
+            )
+            if len(self._after) >= _AFTER_MAX:
+                self._after.clear()
+            self._after[memo_key] = (old, new)
+        st.thresholds = new
+        if new.status is not old.status:
+            self._transition(st, old.status, new.status, result)
 
     def mark_down(self, st: ModelState, result: CheckResult, now: float) -> None:
         """The model's upstream is down: not ready now, its transition logged quietly."""
@@ -284,10 +324,18 @@ class Models:
         *,
         quiet: bool = False,
     ) -> None:
-        tr = Transition(
-            model=st.name, old=old, new=new, result=result, at=dt.datetime.now(dt.timezone.utc)
-        )
-        st.remember(tr, self._history_size)
+        # Built field by field (what its frozen __init__ does, without the keyword call):
+        # every model's first result makes one, a hundred thousand at start.
+        tr = _new(Transition)
+        _set(tr, "model", st.config.name)
+        _set(tr, "old", old)
+        _set(tr, "new", new)
+        _set(tr, "result", result)
+        _set(tr, "at", _now(_UTC))
+        if st._history is None:  # the first transition (most models' only one)
+            st._history = tr
+        else:
+            st.remember(tr, self._history_size)
         # An outage marks many models at once and logs one line for all of them.
         ok = new is Status.HEALTHY or new is Status.DEGRADED  # is_ok, without a call
         level = logging.DEBUG if quiet else logging.INFO if ok else logging.WARNING

@@ -33,7 +33,8 @@ class CheckEvent:
 CheckListener = Callable[[CheckEvent], object]
 
 
-@attrs.frozen(kw_only=True)
+# No weakref slot: every model holds its first transition (8 bytes a model).
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class Transition:
     """A model's thresholded status changed from ``old`` to ``new`` because of ``result``."""
 

@@ -187,6 +187,7 @@ class Scheduler:
                 when > until
                 and st is not None
                 and st.due == when
+                and st.probe is scheduled
                 and when - now > min(_EARLY_MAX, _EARLY_SHARE * st.config.monitor.period)
             ):
                 break
@@ -199,9 +200,8 @@ class Scheduler:
                 # The upstream is down and a half-open probe is out: wait for its verdict.
                 parked.append(st)
                 continue
+            # ``due`` stays ``when``: while the probe runs it says when it was due.
             st.probe = Probe.RUNNING
-            st.wanted = when
-            st.due = math.inf
             due.append(st)
         for st in parked:
             self.park(st, now)
@@ -300,10 +300,11 @@ class Scheduler:
         again = st.probe is Probe.RUNNING_THEN_AGAIN
         # A probe started early (to share a tick) keeps its phase: the next one is
         # a period after it was due, not after it started.
-        if st.wanted != math.inf and st.wanted > started:
-            started = st.wanted
+        wanted = st.due  # when the probe was due (inf: joined a batch early)
+        if wanted != math.inf and wanted > started:
+            started = wanted
         st.probe = Probe.SCHEDULED
-        st.wanted = math.inf
+        st.due = math.inf
         if not self._running() or self._models.states.get(st.config.name) is not st:
             return
         if park:
