@@ -297,14 +297,17 @@ class Scheduler:
         self, st: ModelState, started: float, *, park: bool = False, now: float | None = None
     ) -> None:
         """``st``'s probe (started at loop time ``started``) ended; ``now`` if known."""
-        again = st.probe is Probe.RUNNING_THEN_AGAIN
-        # A probe started early (to share a tick) keeps its phase: the next one is
-        # a period after it was due, not after it started.
-        wanted = st.due  # when the probe was due (inf: joined a batch early)
-        if wanted != math.inf and wanted > started:
-            started = wanted
-        st.probe = Probe.SCHEDULED
-        st.due = math.inf
+        probe = st.probe
+        again = probe is Probe.RUNNING_THEN_AGAIN
+        if probe is not Probe.SCHEDULED:
+            # A probe started early (to share a tick) keeps its phase: the next one is
+            # a period after it was due (``due`` while it runs; inf: it joined a batch
+            # early), not after it started.
+            wanted = st.due
+            if wanted != math.inf and wanted > started:
+                started = wanted
+            st.probe = Probe.SCHEDULED
+            st.due = math.inf
         if not self._running() or self._models.states.get(st.config.name) is not st:
             return
         if park:
