@@ -15,7 +15,7 @@ import ssl
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,9 @@ from healthkit import (
     StrategySpec,
     Target,
     hookimpl,
+    parse_spec,
 )
+from healthkit.strategies.http import HttpStrategy
 from healthkit.testing import OipServer, SilentServer
 
 # -- the recording test strategy ------------------------------------------------------
@@ -160,6 +162,24 @@ def rec_registry(recorder: Recorder) -> StrategyRegistry:
 def registry() -> StrategyRegistry:
     """Built-in strategies only."""
     return StrategyRegistry(entry_points=False, disabled=())
+
+
+@pytest.fixture
+async def make_http(registry: StrategyRegistry) -> AsyncIterator[Callable[..., HttpStrategy]]:
+    """Build ``HttpStrategy`` instances from raw config keys; all closed afterwards."""
+    made: list[HttpStrategy] = []
+
+    def build(**raw: Any) -> HttpStrategy:
+        spec = parse_spec({"strategy": "http", **raw}, registry=registry)
+        strategy = HttpStrategy(spec.config)
+        made.append(strategy)
+        return strategy
+
+    try:
+        yield build
+    finally:
+        for strategy in made:
+            await strategy.aclose()
 
 
 # -- loopback servers ------------------------------------------------------------------

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from healthkit import CheckResult, Status, StrategyRegistry, Target, parse_spec
+from healthkit import CheckResult, Status, Target
 from healthkit.strategies import http as http_strategy
 from healthkit.strategies.http import HttpStrategy
 from healthkit.testing import OipServer
@@ -26,20 +25,9 @@ _HTTP = str(Path(http_strategy.__file__).parent)
 
 
 @pytest.fixture
-async def make(registry: StrategyRegistry) -> AsyncIterator[Make]:
-    made: list[HttpStrategy] = []
-
-    def build(**raw: Any) -> HttpStrategy:
-        spec = parse_spec({"strategy": "http", **raw}, registry=registry)
-        strategy = HttpStrategy(spec.config)
-        made.append(strategy)
-        return strategy
-
-    try:
-        yield build
-    finally:
-        for strategy in made:
-            await strategy.aclose()
+def make(make_http: Callable[..., HttpStrategy]) -> Make:
+    """``make_http`` (tests/conftest.py) under this file's name for it."""
+    return make_http
 
 
 async def test_status_text_is_one_string_for_all_results(make: Make, oip_server: OipServer) -> None:

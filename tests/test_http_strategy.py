@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -34,21 +34,9 @@ Make = Callable[..., HttpStrategy]
 
 
 @pytest.fixture
-async def make(registry: StrategyRegistry) -> AsyncIterator[Make]:
-    """Build ``HttpStrategy`` instances from raw config keys; all closed afterwards."""
-    made: list[HttpStrategy] = []
-
-    def build(**raw: Any) -> HttpStrategy:
-        spec = parse_spec({"strategy": "http", **raw}, registry=registry)
-        strategy = HttpStrategy(spec.config)
-        made.append(strategy)
-        return strategy
-
-    try:
-        yield build
-    finally:
-        for strategy in made:
-            await strategy.aclose()
+def make(make_http: Callable[..., HttpStrategy]) -> Make:
+    """``make_http`` (tests/conftest.py) under this file's name for it."""
+    return make_http
 
 
 def _json(body: Any) -> bytes:
