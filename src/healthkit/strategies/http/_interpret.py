@@ -30,67 +30,61 @@ def interpret(
     ``answered`` is the strategy's shared ``"HTTP <code>"`` text, reused as the
     detail of a generic check that only looks at the status.
     """
+    if config.protocol == "generic":
+        status, detail = _verdict_generic(config, reply, answered)
+    else:
+        status, detail = _verdict(config, target, reply)
+    return results(target, status, detail, request=request)
+
+
+def _verdict(config: HttpConfig, target: Target, reply: Reply) -> tuple[Status, str]:
     code = reply.status_code
-    protocol = config.protocol
-    if protocol == "generic":
-        return _interpret_generic(results, config, target, reply, request, answered)
     if 300 <= code < 400 and "location" in reply.headers:
-        return results(target, Status.UNHEALTHY, redirect(reply), request=request)
+        return Status.UNHEALTHY, redirect(reply)
     if code == 404:
         what = "server" if target.model is None else f"model {target}"
-        return results(target, Status.UNHEALTHY, f"{what} not found (HTTP 404)", request=request)
+        return Status.UNHEALTHY, f"{what} not found (HTTP 404)"
     if code >= 500 and code != 503:
-        return results(target, Status.UNHEALTHY, f"server error (HTTP {code})", request=request)
+        return Status.UNHEALTHY, f"server error (HTTP {code})"
     if code == 503:
-        return results(target, Status.UNHEALTHY, f"not ready (HTTP {code})", request=request)
+        return Status.UNHEALTHY, f"not ready (HTTP {code})"
     if code != 200:
-        return results(target, Status.UNHEALTHY, f"unexpected HTTP {code}", request=request)
-    if protocol == "v2" or target.model is None:
-        return results(target, Status.HEALTHY, "ready (HTTP 200)", request=request)
+        return Status.UNHEALTHY, f"unexpected HTTP {code}"
+    if config.protocol == "v2" or target.model is None:
+        return Status.HEALTHY, "ready (HTTP 200)"
     body, problem = read_json(config, reply)
     if problem is not None:
-        return results(target, Status.UNHEALTHY, problem, request=request)
+        return Status.UNHEALTHY, problem
     if not isinstance(body, dict) or "ready" not in body:
-        return results(target, Status.UNHEALTHY, "body has no 'ready' field", request=request)
+        return Status.UNHEALTHY, "body has no 'ready' field"
     ready = body["ready"]
     if ready is True or (isinstance(ready, str) and ready.lower() == "true"):
-        return results(target, Status.HEALTHY, "ready (HTTP 200)", request=request)
-    return results(target, Status.UNHEALTHY, f"not ready (ready={excerpt(ready)})", request=request)
+        return Status.HEALTHY, "ready (HTTP 200)"
+    return Status.UNHEALTHY, f"not ready (ready={excerpt(ready)})"
 
 
-def _interpret_generic(
-    results: ResultBuilder,
-    cfg: HttpConfig,
-    target: Target,
-    reply: Reply,
-    request: RequestInfo | None,
-    answered: str | None,
-) -> CheckResult:
+def _verdict_generic(cfg: HttpConfig, reply: Reply, answered: str | None) -> tuple[Status, str]:
     code = reply.status_code
     if _in_ranges(code, cfg.expected_status):
         if cfg.json_field is None:
-            return results(target, Status.HEALTHY, answered or f"HTTP {code}", request=request)
+            return Status.HEALTHY, answered or f"HTTP {code}"
         body, problem = read_json(cfg, reply)
         if problem is not None:
-            return results(target, Status.UNHEALTHY, problem, request=request)
+            return Status.UNHEALTHY, problem
         found, value = _dig(body, cfg.json_field)
         if not found:
-            return results(
-                target, Status.UNHEALTHY, f"body has no {cfg.json_field!r} field", request=request
-            )
+            return Status.UNHEALTHY, f"body has no {cfg.json_field!r} field"
         status = (
             Status.HEALTHY
             if value is True or (value and not isinstance(value, bool))
             else Status.UNHEALTHY
         )
-        return results(
-            target, status, f"HTTP {code}, {cfg.json_field}={excerpt(value)}", request=request
-        )
+        return status, f"HTTP {code}, {cfg.json_field}={excerpt(value)}"
     if _in_ranges(code, cfg.degraded_status):
-        return results(target, Status.DEGRADED, f"degraded (HTTP {code})", request=request)
+        return Status.DEGRADED, f"degraded (HTTP {code})"
     if 300 <= code < 400 and "location" in reply.headers:
-        return results(target, Status.UNHEALTHY, redirect(reply), request=request)
-    return results(target, Status.UNHEALTHY, f"unexpected HTTP {code}", request=request)
+        return Status.UNHEALTHY, redirect(reply)
+    return Status.UNHEALTHY, f"unexpected HTTP {code}"
 
 
 def read_json(config: HttpConfig, reply: Reply) -> tuple[Any, str | None]:
