@@ -166,12 +166,13 @@ def registry() -> StrategyRegistry:
 
 @pytest.fixture
 async def make_http(registry: StrategyRegistry) -> AsyncIterator[Callable[..., HttpStrategy]]:
-    """Build ``HttpStrategy`` instances from raw config keys; all closed afterwards."""
+    """Build ``HttpStrategy`` instances from raw config keys, by the strategy's own factory
+    (``batch = true`` gives the batch class); all closed afterwards."""
     made: list[HttpStrategy] = []
 
     def build(**raw: Any) -> HttpStrategy:
         spec = parse_spec({"strategy": "http", **raw}, registry=registry)
-        strategy = HttpStrategy(spec.config)
+        strategy = HttpStrategy.create(spec.config, None)  # type: ignore[arg-type]
         made.append(strategy)
         return strategy
 

@@ -11,7 +11,7 @@ import asyncio
 import json
 import socket
 import string
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -31,21 +31,9 @@ def server() -> Iterator[FaultServer]:
 
 
 @pytest.fixture
-async def make() -> AsyncIterator[Make]:
-    made: list[HttpStrategy] = []
-    registry = StrategyRegistry(entry_points=False)
-
-    def build(**raw: Any) -> HttpStrategy:
-        spec = parse_spec({"strategy": "http", **raw}, registry=registry)
-        strategy = HttpStrategy.create(spec.config, None)  # type: ignore[arg-type]
-        made.append(strategy)
-        return strategy
-
-    try:
-        yield build
-    finally:
-        for strategy in made:
-            await strategy.aclose()
+def make(make_http: Make) -> Make:
+    """``make_http`` (tests/conftest.py) under this file's name for it."""
+    return make_http
 
 
 def _answer(status: int, body: bytes = b"", **headers: str) -> Any:
