@@ -149,6 +149,9 @@ class Runner:
         self._seq = itertools.count()
         self._closed = False
         self.listeners: list[CheckListener] = []
+        #: Called once (then cleared) when the runner has :meth:`room` again: the
+        #: scheduler sets it while it holds probes back (see ``Scheduler._held``).
+        self.on_room: Callable[[], object] | None = None
         #: Loop time when the last call finished (``-inf`` before any).
         self.last_progress = -math.inf
         self.lag = LoopLag(lambda: bool(self._running))
@@ -163,6 +166,16 @@ class Runner:
 
     def is_queued(self, key: Key) -> bool:
         return key in self._queued_keys
+
+    def room(self) -> int:
+        """Jobs that may still be submitted before the queue is as long as the budget.
+
+        A queue up to the budget's size lets background probes and on-demand checks
+        compete by priority; beyond it the scheduler holds probes back rather than
+        build a job and a future per model (ten thousand models due at once made
+        ten thousand of each, about 500 bytes a model of high-water memory).
+        """
+        return 2 * self.max_in_flight - len(self._running) - len(self._queue)
 
     def submit(self, job: Job) -> None:
         if len(self._running) < self.max_in_flight:
@@ -191,6 +204,7 @@ class Runner:
     def close(self) -> None:
         """Drop the queue and abandon the running jobs (their ``done`` is not called)."""
         self._closed = True
+        self.on_room = None
         self._queue.clear()
         self._queued_keys.clear()
         for job in list(self._running):
@@ -342,6 +356,15 @@ class Runner:
             log.exception("finishing a %r check failed", job.strategy)
         while self._queue and len(self._running) < self.max_in_flight and not self._closed:
             self._launch(heapq.heappop(self._queue)[2])
+        # Half the budget at a time: a scheduler tick per check that ends would cost
+        # more than the checks, and the queue still never runs dry.
+        if (
+            self.on_room is not None
+            and not self._closed
+            and self.room() >= max(1, self.max_in_flight // 2)
+        ):
+            wake, self.on_room = self.on_room, None
+            wake()
 
     def _after_call(self, job: Job) -> None:
         self.last_progress = asyncio.get_running_loop().time()

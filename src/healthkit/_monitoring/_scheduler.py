@@ -76,6 +76,11 @@ class Scheduler:
         #: hundred thousand of them in the old generation made each full collection
         #: (several a round at 100,000 models) walk a hundred thousand objects more.
         self._heap: list[tuple[float, str]] = []
+        #: Heap entries of models that check in a task of their own, come due while the
+        #: runner had no :meth:`~Runner.room`: launched, oldest first, as room frees up
+        #: (validated as heap entries are). Still scheduled, so ``Monitor.overdue``
+        #: counts them once they are late.
+        self._held: collections.deque[tuple[float, str]] = collections.deque()
         #: The future the scheduler sleeps on (``None`` while it runs a tick).
         self._waiter: asyncio.Future[None] | None = None
         self._sleep_until = math.inf
@@ -153,9 +158,13 @@ class Scheduler:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        runner = self._checks.runner
         while True:
             now = loop.time()
-            if not self._heap or self._heap[0][0] > now + _TICK:
+            held = bool(self._held) and runner.room() > 0
+            if not held and (not self._heap or self._heap[0][0] > now + _TICK):
+                if self._held:  # no room: the runner wakes us when a check ends
+                    runner.on_room = self._wake
                 await self._sleep(loop, self._heap[0][0] if self._heap else math.inf)
                 continue
             try:
@@ -180,6 +189,21 @@ class Scheduler:
         lateness = self.lateness.append
         until = now + _TICK
         scheduled = Probe.SCHEDULED
+        kinds = self._kinds
+        room = self._checks.runner.room()
+        held = self._held
+        while held and room > 0:
+            when, name = held.popleft()
+            st = states.get(name)
+            if st is None or st.due != when or st.probe is not scheduled:
+                continue
+            lateness(now - when if now > when else 0.0)
+            if breakers and not detector.may_start(st.key[0]) and st.key not in shared:
+                parked.append(st)
+                continue
+            st.probe = Probe.RUNNING
+            due.append(st)
+            room -= 1
         while heap:
             when, name = heap[0]
             st = states.get(name)
@@ -195,6 +219,13 @@ class Scheduler:
             # Stale: the model left, or was rescheduled (or started) since.
             if st is None or st.due != when or st.probe is not scheduled:
                 continue
+            kind = kinds.get(st.key[0])
+            if kind is None:
+                kind = self._classify(st)
+            task = kind == _TASK
+            if task and room <= 0:
+                held.append((when, name))  # behind the older ones already held
+                continue
             lateness(now - when if now > when else 0.0)
             if breakers and not detector.may_start(st.key[0]) and st.key not in shared:
                 # The upstream is down and a half-open probe is out: wait for its verdict.
@@ -203,13 +234,14 @@ class Scheduler:
             # ``due`` stays ``when``: while the probe runs it says when it was due.
             st.probe = Probe.RUNNING
             due.append(st)
+            if task:
+                room -= 1
         for st in parked:
             self.park(st, now)
         if not due:
             return
         groups: dict[int, list[ModelState]] = {}
         instance_of = self._instance_of
-        kinds = self._kinds
         checks = self._checks
         for st in due:
             key = st.key
@@ -256,6 +288,14 @@ class Scheduler:
                 futures = self._checks.submit_batch(batch, members)
                 for st, fut in zip(members, futures, strict=True):
                     self._when_done(fut, st, now)
+
+    def _classify(self, st: ModelState) -> int | None:
+        """How ``st``'s instance checks (remembered per spec); ``None`` if it has none."""
+        instance = self._instance(st)
+        if instance is None:
+            return None
+        kind = self._kinds[st.key[0]] = _kind_of(instance)
+        return kind
 
     def _instance(self, st: ModelState) -> Strategy | None:
         try:
