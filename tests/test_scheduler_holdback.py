@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from _monitor_support import ScriptedPlugin, healthy, wait_until
 from healthkit import CheckResult, HealthKit, Monitor, Status, Target, load_config
 
@@ -186,7 +188,6 @@ async def test_held_probes_count_as_overdue_until_they_run() -> None:
     runner = monitor._runner
     try:
         await started_and_full(monitor, plugin, budget)
-        assert monitor.overdue() == 0  # not yet a period late
         # Queued and held probes are late; the running ones are not.
         await wait_until(lambda: monitor.overdue() == count - budget, timeout=5.0)
         held = len(monitor._scheduler._held)
@@ -229,4 +230,49 @@ async def test_closing_while_probes_are_held_leaves_nothing_behind() -> None:
         assert not monitor.is_live()
     finally:
         release.set()
+        await monitor.aclose()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="held background probes wait for room that on-demand checks keep taking: "
+    "they no longer compete by result age (docs/monitor.md, 'The global budget')",
+)
+async def test_on_demand_checks_do_not_starve_held_background_probes() -> None:
+    # The budget is fair: the check whose target has the oldest result goes first, so a
+    # model probed in the background gets its turn between on-demand checks of others.
+    plugin = ScriptedPlugin()
+
+    async def brief(target: Target) -> CheckResult:
+        await asyncio.sleep(0)
+        return healthy(target)
+
+    plugin.behaviours["brief"] = brief
+    base = {"strategy": "scripted", "script": "brief", "jitter": 0.0}
+    # Checked only on demand (never in the background within the test), never cached.
+    on_demand = {**base, "period": LONG_PERIOD, "initial_delay": LONG_PERIOD, "cache_ttl": 0.0}
+    hot = {f"hot{i}": dict(on_demand) for i in range(4)}
+    cold = {f"cold{i}": {**base, "period": 0.01} for i in range(3)}
+    monitor = build(plugin, {**hot, **cold}, max_in_flight=1)
+
+    def calls(model: str) -> int:
+        return plugin.calls.get(Target(model=model), 0)
+
+    try:
+        await monitor.start()
+        await wait_until(lambda: all(monitor.last_result(m) is not None for m in cold))
+        before = {m: calls(m) for m in cold}
+
+        def served() -> bool:
+            return all(calls(m) - before[m] >= 3 for m in cold)
+
+        async def hammer(model: str) -> None:
+            # Bounded by a count, not a time: the old queue served the cold models
+            # three times each within about 300 on-demand checks.
+            while not served() and sum(calls(h) for h in hot) < 3000:
+                await monitor.acheck(model)
+
+        await asyncio.gather(*(hammer(m) for m in hot))
+        assert served(), ({m: calls(m) - before[m] for m in cold}, sum(calls(h) for h in hot))
+    finally:
         await monitor.aclose()
