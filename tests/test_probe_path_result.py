@@ -8,7 +8,7 @@ import datetime as dt
 import attrs
 
 from healthkit import CheckResult, ErrorInfo, RequestInfo, Status, Target
-from healthkit._result import with_latency
+from healthkit._result import leaf_result, with_latency
 
 
 def test_with_latency_is_attrs_evolve_for_a_result_with_every_field_set() -> None:
@@ -54,3 +54,28 @@ def test_with_latency_of_a_subclass_keeps_its_class() -> None:
     copied = with_latency(result, 0.5)
     assert type(copied) is Tagged
     assert copied == attrs.evolve(result, latency=0.5)
+
+
+def test_leaf_result_is_the_init_with_every_other_field_at_its_default() -> None:
+    # noop builds its result field by field: it must be the result __init__ would build.
+    before = dt.datetime.now(dt.timezone.utc)
+    built = leaf_result(
+        status=Status.HEALTHY, strategy="noop", target=Target(model="m"), latency=1e-6, detail="x"
+    )
+    after = dt.datetime.now(dt.timezone.utc)
+    assert type(built) is CheckResult
+    assert built.checked_at.tzinfo is dt.timezone.utc and before <= built.checked_at <= after
+    expected = CheckResult(
+        status=Status.HEALTHY,
+        strategy="noop",
+        target=Target(model="m"),
+        latency=1e-6,
+        detail="x",
+        checked_at=built.checked_at,
+    )
+    assert built == expected
+    assert repr(built) == repr(expected)
+    assert built.to_dict() == expected.to_dict()
+    # Every field is set (a field added to CheckResult and not to leaf_result fails here).
+    for field in attrs.fields(CheckResult):
+        getattr(built, field.name)

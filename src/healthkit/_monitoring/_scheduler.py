@@ -30,10 +30,10 @@ log = logging.getLogger("healthkit.monitor")
 
 #: Models due within this many seconds of each other start in the same scheduler tick.
 _TICK = 0.002
-#: A model may also start up to 1 % of its period early (at most 25 ms) to join a tick:
+#: A model may also start up to 1 % of its period early (at most 100 ms) to join a tick:
 #: at ten thousand models, ticks of one or two probes each cost more than the probes.
 _EARLY_SHARE = 0.01
-_EARLY_MAX = 0.025
+_EARLY_MAX = 0.1
 #: Recent probe lateness samples kept for :meth:`Monitor.stats`.
 _LATENESS_SAMPLES = 10_000
 

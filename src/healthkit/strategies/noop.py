@@ -6,7 +6,7 @@ import time
 
 import attrs
 
-from .._result import CheckResult, Target
+from .._result import CheckResult, Target, leaf_result
 from .._status import Status
 from .._strategy import StrategyContext
 
@@ -31,7 +31,8 @@ class NoopStrategy:
 
     async def acheck(self, target: Target) -> CheckResult:
         began = time.perf_counter()
-        return CheckResult(
+        # Built field by field (leaf_result): the monitor runs this once per probe.
+        return leaf_result(
             status=Status.HEALTHY,
             strategy=self.name,
             target=target,
