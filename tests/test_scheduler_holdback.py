@@ -234,11 +234,6 @@ async def test_closing_while_probes_are_held_leaves_nothing_behind() -> None:
         await monitor.aclose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="held background probes wait for room that on-demand checks keep taking: "
-    "they no longer compete by result age (docs/monitor.md, 'The global budget')",
-)
 async def test_on_demand_checks_do_not_starve_held_background_probes() -> None:
     # The budget is fair: the check whose target has the oldest result goes first, so a
     # model probed in the background gets its turn between on-demand checks of others.

@@ -135,6 +135,8 @@ class Runner:
         # A heap: oldest result first when the budget is short, so no model starves.
         self._queue: list[tuple[float, int, Job]] = []
         self._queued_keys: set[Key] = set()
+        #: Background probes (``Job.probe``) among the queued jobs.
+        self._queued_probes = 0
         self._running: set[Job] = set()
         #: ``(loop time, seq, job)`` of each running job's deadline, earliest first, and
         #: one timer (``_cutter``) for the earliest of them: a timer of its own per check
@@ -168,14 +170,15 @@ class Runner:
         return key in self._queued_keys
 
     def room(self) -> int:
-        """Jobs that may still be submitted before the queue is as long as the budget.
+        """Background probes that may still queue: the budget's size, less those queued.
 
-        A queue up to the budget's size lets background probes and on-demand checks
-        compete by priority; beyond it the scheduler holds probes back rather than
-        build a job and a future per model (ten thousand models due at once made
-        ten thousand of each, about 500 bytes a model of high-water memory).
+        Up to that many wait in the queue and compete with on-demand checks by
+        priority (oldest result first), so on-demand checks that keep the budget busy
+        never starve them; beyond it the scheduler holds probes back rather than build
+        a job and a future per model (ten thousand models due at once made ten
+        thousand of each, about 500 bytes a model of high-water memory).
         """
-        return 2 * self.max_in_flight - len(self._running) - len(self._queue)
+        return self.max_in_flight - self._queued_probes
 
     def submit(self, job: Job) -> None:
         if len(self._running) < self.max_in_flight:
@@ -183,6 +186,8 @@ class Runner:
         else:
             heapq.heappush(self._queue, (job.priority, next(self._seq), job))
             self._queued_keys.update(job.keys)
+            if job.probe is not None:
+                self._queued_probes += 1
 
     def shed(self, spec_id: int) -> list[Job]:
         """Take the instance's queued jobs out of the queue, unrun (``done`` not called)."""
@@ -195,6 +200,8 @@ class Runner:
         for job in shed:
             job.finished = True
             self._queued_keys.difference_update(job.keys)
+            if job.probe is not None:
+                self._queued_probes -= 1
         return shed
 
     def stop_launching(self) -> None:
@@ -207,6 +214,7 @@ class Runner:
         self.on_room = None
         self._queue.clear()
         self._queued_keys.clear()
+        self._queued_probes = 0
         for job in list(self._running):
             job.finished = True
             self._abandon(job.task)
@@ -355,7 +363,10 @@ class Runner:
         except Exception:
             log.exception("finishing a %r check failed", job.strategy)
         while self._queue and len(self._running) < self.max_in_flight and not self._closed:
-            self._launch(heapq.heappop(self._queue)[2])
+            queued = heapq.heappop(self._queue)[2]
+            if queued.probe is not None:
+                self._queued_probes -= 1
+            self._launch(queued)
         # Half the budget at a time: a scheduler tick per check that ends would cost
         # more than the checks, and the queue still never runs dry.
         if (
