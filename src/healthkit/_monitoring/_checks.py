@@ -98,6 +98,8 @@ class Checks:
         self._window_end = -math.inf
         self._window_targets: set[Key] = set()
         self._reported: dict[str, set[str]] = {}
+        #: ``(now, ttl, now + ttl)`` of the last inline answer (see :meth:`_fresh_until`).
+        self._fresh_memo: tuple[float, float, float] = (math.nan, math.nan, math.nan)
         #: Bound once: every single check's job ends here.
         self._done_single = self._single_done
         #: ``probe_ended(state, started)``: a background probe submitted with ``probe=``
@@ -241,9 +243,16 @@ class Checks:
             return None
         return self.run_inline(key, instance, st)
 
-    def run_inline(self, key: Key, instance: Strategy, st: ModelState) -> CheckResult | None:
+    def run_inline(
+        self, key: Key, instance: Strategy, st: ModelState, now: float | None = None
+    ) -> CheckResult | None:
         """:meth:`try_inline` for a caller that knows ``instance`` declares it and no
-        check of ``key`` is in flight (the scheduler, once per background probe)."""
+        check of ``key`` is in flight (the scheduler, once per background probe).
+
+        ``now``: the loop time of the scheduler's tick. The models answered in one
+        tick then share the float objects of their ``observed`` and ``fresh_until``
+        (48 bytes a model, a hundred thousand models).
+        """
         name = st.config.check.strategy
         target = key[1]
         # What guarded_check does, without a coroutine of its own around the check.
@@ -262,7 +271,8 @@ class Checks:
         else:
             coro.close()
             return None
-        now = asyncio.get_running_loop().time()
+        if now is None:
+            now = asyncio.get_running_loop().time()
         runner = self.runner
         if runner.listeners:
             runner.ran_inline(name, target, elapsed, now)
@@ -275,8 +285,8 @@ class Checks:
         if key is st.key:
             # The model's own target (every background probe): its last result is its
             # cache entry.
-            self._models.observe(st, result)
-            st.fresh_until = now + settings.cache_ttl
+            self._models.observe(st, result, now)
+            st.fresh_until = self._fresh_until(now, settings.cache_ttl)
         else:
             self._store(key, self._models.owner(key), result, settings, now)
         if result.error is not None or self._detector.breakers:
@@ -292,6 +302,15 @@ class Checks:
                 settings.timeout,
             )
         return result
+
+    def _fresh_until(self, now: float, ttl: float) -> float:
+        """``now + ttl``, the same float object for every model answered at ``now``."""
+        memo = self._fresh_memo
+        if memo[0] is now and memo[1] == ttl:
+            return memo[2]
+        value = now + ttl
+        self._fresh_memo = (now, ttl, value)
+        return value
 
     def submit_batch(
         self, instance: BatchStrategy, members: list[ModelState]
@@ -434,7 +453,7 @@ class Checks:
     ) -> None:
         if st is not None and st.owns(key):
             # The model's own target: its last result is its cache entry.
-            self._models.observe(st, result)
+            self._models.observe(st, result, now)
             st.fresh_until = now + settings.cache_ttl
         elif st is not None:
             # Kept past cache_ttl, until max_stale: readiness answers revalidate it.

@@ -265,14 +265,19 @@ class Models:
             return st
         return self.states.get(key[1].model)
 
-    def observe(self, st: ModelState, result: CheckResult) -> None:
-        """Count ``result`` (of the model's own target) toward its thresholds."""
+    def observe(self, st: ModelState, result: CheckResult, now: float | None = None) -> None:
+        """Count ``result`` (of the model's own target) toward its thresholds.
+
+        ``now``: the loop's time (``time.monotonic()``, the clock staleness is measured
+        on), passed by callers that read it anyway: the same float object as their
+        ``fresh_until`` base, not one more a model.
+        """
         if result.error is not None and result.error.type == STARVED:
             # No evidence about the upstream (the checker ran out of loop time): the
             # thresholds and the staleness clock stay where the last real answer left them.
             return
         st.last = result
-        st.observed = time.monotonic()
+        st.observed = time.monotonic() if now is None else now
         old = st.thresholds
         status = result.status
         settings = st.config.monitor

@@ -262,7 +262,7 @@ class Scheduler:
                 groups.setdefault(spec_id, []).append(st)
             elif kind == _INLINE and not (shared and key in shared):
                 # Answers without suspending (noop): checked and rescheduled right here.
-                if checks.run_inline(key, instance, st) is not None:
+                if checks.run_inline(key, instance, st, now) is not None:
                     self.probe_done(st, now, now=now)
                 else:
                     checks.submit_single(key, instance, st, probe=now)
