@@ -79,3 +79,17 @@ def test_leaf_result_is_the_init_with_every_other_field_at_its_default() -> None
     # Every field is set (a field added to CheckResult and not to leaf_result fails here).
     for field in attrs.fields(CheckResult):
         getattr(built, field.name)
+
+
+async def test_noop_latency_is_rounded_up_to_the_microsecond_and_shared() -> None:
+    # noop's tiny latencies are a few shared floats, not one per result; never 0 (the
+    # caller would copy the result to fill one in), never under what it measured.
+    from healthkit.strategies.noop import NoopConfig, NoopStrategy
+
+    noop = NoopStrategy(NoopConfig())
+    results = [await noop.acheck(Target(model="m")) for _ in range(200)]
+    for result in results:
+        assert result.latency > 0
+        assert round(result.latency * 1e6, 6).is_integer()  # whole microseconds
+    latencies = {id(r.latency) for r in results}
+    assert len(latencies) < 10, "each result has a float of its own"
