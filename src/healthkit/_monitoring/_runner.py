@@ -202,6 +202,7 @@ class Runner:
             self._queued_keys.difference_update(job.keys)
             if job.probe is not None:
                 self._queued_probes -= 1
+        self._room_freed()
         return shed
 
     def stop_launching(self) -> None:
@@ -367,8 +368,14 @@ class Runner:
             if queued.probe is not None:
                 self._queued_probes -= 1
             self._launch(queued)
-        # Half the budget at a time: a scheduler tick per check that ends would cost
-        # more than the checks, and the queue still never runs dry.
+        self._room_freed()
+
+    def _room_freed(self) -> None:
+        """Call :attr:`on_room` once half the budget's room is free again.
+
+        Half at a time: a scheduler tick per check that ends would cost more than the
+        checks, and the queue still never runs dry.
+        """
         if (
             self.on_room is not None
             and not self._closed
