@@ -488,7 +488,7 @@ class Checks:
                 loop.call_soon(self.probe_ended, job.probe, job.tick)
 
     def prune(self, now: float) -> None:
-        live = self._models.models_of_spec
+        live = self._models.spec_models
         for key in [k for k, c in self.cache.items() if c.stale <= now or k[0] not in live]:
             del self.cache[key]
 

@@ -177,9 +177,13 @@ class Models:
         self.states: dict[str, ModelState] = {}
         self._spec_ids: dict[StrategySpec, int] = {}
         self._spec_counter = itertools.count(1)
-        #: spec id -> names of the models it checks (a dict as an ordered set: about half
-        #: the bytes of a set per name).
-        self.models_of_spec: dict[int, dict[str, None]] = {}
+        #: spec id -> how many models it checks (a spec is live while it has any).
+        self.spec_models: dict[int, int] = {}
+        #: spec id -> names of its models (a dict as an ordered set), only for the specs
+        #: :meth:`members` was asked about (batch grouping): built by one pass over the
+        #: models, then kept up to date. An index of every spec cost a dict entry a
+        #: model (~40 bytes at a hundred thousand models) that only batches use.
+        self._members: dict[int, dict[str, None]] = {}
         #: (spec id, settings) -> (deadline, stale_after): models with equal configs share
         #: the two floats (24 bytes each a model otherwise). Emptied by each reload.
         self.timing: dict[tuple[int, MonitorSettings], tuple[float, float]] = {}
@@ -238,23 +242,49 @@ class Models:
                 mc.monitor.stale_after(deadline),
             )
         st.timing = timing
-        self.models_of_spec.setdefault(spec_id, {})[mc.name] = None
+        self.spec_models[spec_id] = self.spec_models.get(spec_id, 0) + 1
+        names = self._members.get(spec_id)
+        if names is not None:
+            names[mc.name] = None
 
     def unindex(self, st: ModelState) -> int | None:
-        """Take ``st`` out of the spec index; the spec id if nobody uses it any more."""
+        """Take ``st`` out of the spec index (undoes one :meth:`configure`); the spec
+        id if nobody uses it any more."""
         spec_id = st.key[0]
         if self._mapped.get(st.key) is st:
             del self._mapped[st.key]
-        names = self.models_of_spec.get(spec_id)
-        if names is None:
+        count = self.spec_models.get(spec_id)
+        if count is None:
             return None
-        names.pop(st.name, None)
-        if names:
+        names = self._members.get(spec_id)
+        if names is not None:
+            names.pop(st.name, None)
+        if count > 1:
+            self.spec_models[spec_id] = count - 1
             return None
         # Nobody uses the spec any more: a later equal spec is a new instance.
-        del self.models_of_spec[spec_id]
+        del self.spec_models[spec_id]
+        self._members.pop(spec_id, None)
         self._spec_ids.pop(st.config.check, None)
         return spec_id
+
+    def members(self, spec_id: int) -> dict[str, None]:
+        """Names of the models of ``spec_id``, kept up to date from the first call on."""
+        names = self._members.get(spec_id)
+        if names is None:
+            if spec_id not in self.spec_models:
+                return {}
+            names = self._members[spec_id] = {
+                name: None for name, st in self.states.items() if st.key[0] == spec_id
+            }
+        return names
+
+    def names_of(self, spec_id: int) -> list[str]:
+        """Names of the models of ``spec_id`` now, without keeping an index (rare callers)."""
+        names = self._members.get(spec_id)
+        if names is not None:
+            return list(names)
+        return [name for name, st in self.states.items() if st.key[0] == spec_id]
 
     def owner(self, key: Key) -> ModelState | None:
         """The model whose own key ``key`` may be, found by its target's name (or, for a

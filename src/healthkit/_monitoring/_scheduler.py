@@ -271,7 +271,7 @@ class Scheduler:
         for spec_id, members in groups.items():
             # Members of the group due within half their period come along now:
             # after one round the whole group is probed with one call per period.
-            for name in self._models.models_of_spec.get(spec_id, ()):
+            for name in self._models.members(spec_id):
                 other = self._models.states[name]
                 if not other.probing and other.due - now <= other.settings.period / 2:
                     other.probe = Probe.RUNNING

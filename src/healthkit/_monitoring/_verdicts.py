@@ -57,7 +57,7 @@ class Verdicts:
         """Feed one upstream call's outcome to its instance's breaker, and act on the verdict."""
         if self._detector.get(spec_id) is None and not is_transport_failure(result):
             return  # the common case: nothing to count, nothing to reset
-        models = self._models.models_of_spec.get(spec_id)
+        models = self._models.spec_models.get(spec_id)
         if models is None:
             return  # the instance left with a reload
         change = self._detector.account(
@@ -65,7 +65,7 @@ class Verdicts:
             result,
             targets=targets,
             threshold=threshold,
-            models=len(models),
+            models=models,
             timeout=timeout,
             deadline=deadline,
             starved=starved,
@@ -73,11 +73,11 @@ class Verdicts:
         )
         breaker = self._detector.get(spec_id)
         if change is Change.TRIPPED and breaker is not None:
-            self._tripped(spec_id, breaker, models)
+            self._tripped(spec_id, breaker, self._models.names_of(spec_id))
         elif change is Change.RECOVERED and breaker is not None:
             self._recovered(spec_id, breaker, result)
 
-    def _tripped(self, spec_id: int, breaker: Breaker, names: dict[str, None]) -> None:
+    def _tripped(self, spec_id: int, breaker: Breaker, names: list[str]) -> None:
         """Mark every model of the instance not ready now (never ready: see _recovered)."""
         proof = breaker.proof
         assert proof is not None
