@@ -281,12 +281,13 @@ async def burst(
     return time.perf_counter() - start, latencies, statuses
 
 
-async def until(condition: Callable[[], bool]) -> None:
-    """Poll ``condition`` every millisecond (the figures around it are wall times)."""
+async def until(condition: Callable[[], bool], interval: float = 0.001) -> None:
+    """Poll ``condition`` every ``interval`` (a millisecond: the figures around it are
+    wall times, unless a caller says otherwise)."""
     while True:
         if condition():
             return
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(interval)
 
 
 async def poll_ready(url: str, path: str, timeout: float = 30.0) -> None:
@@ -521,12 +522,20 @@ def run_dedupe(quick: bool, baseline_clients: int) -> dict[str, Any]:
             result: dict[str, Any] = json.loads(proc.banner)
             return result
 
+    mid_n = 1_000
     with predictor(models) as pred:
         small = measure("healthkit", "10", str(configs), pred.url)
+        mid = measure("healthkit", str(mid_n), str(configs), pred.url)
         big = measure("healthkit", str(models), str(configs), pred.url)
     per_client = measure("per-model", str(baseline_n), "0", "http://127.0.0.1:9")
     per_extra = (big["rss"] - small["rss"]) / (models - 10)
     per_extra_idle = (big["rss_idle"] - small["rss_idle"]) / (models - 10)
+    # Ten models never fill the in-flight budget (64 checks, their connections and
+    # buffers: a fixed cost, the same at 1,000 models as at 100,000), so the figure
+    # above charges it to the models. From 1,000 models on the budget is full in both
+    # runs: the difference is what one more model costs.
+    marginal = (big["rss"] - mid["rss"]) / (models - mid_n)
+    marginal_idle = (big["rss_idle"] - mid["rss_idle"]) / (models - mid_n)
     scaled = per_client["rss"] / baseline_n * models
     ratio = scaled / max(big["rss"], 1)
     rows = [
@@ -543,6 +552,14 @@ def run_dedupe(quick: bool, baseline_clients: int) -> dict[str, Any]:
             kib(big["rss_idle"]),
             kib(big["rss"]),
             f"per extra model: {per_extra_idle:,.0f} B idle, {per_extra:,.0f} B with results",
+        ],
+        [
+            f"healthkit, {mid_n:,} models over {configs} configs",
+            mid["clients"],
+            kib(mid["rss_idle"]),
+            kib(mid["rss"]),
+            f"{mid_n:,} -> {models:,}: {marginal_idle:,.0f} B idle,"
+            f" {marginal:,.0f} B with results per model",
         ],
         [
             f"one client per model, {baseline_n:,} measured",
@@ -570,6 +587,9 @@ def run_dedupe(quick: bool, baseline_clients: int) -> dict[str, Any]:
         "healthkit_10000": big,
         "per_extra_model_bytes": per_extra,
         "per_extra_model_bytes_idle": per_extra_idle,
+        "healthkit_1000": mid,
+        "marginal_model_bytes": marginal,
+        "marginal_model_bytes_idle": marginal_idle,
         "per_model_clients": per_client,
         "per_model_scaled_rss": scaled,
         "ratio": ratio,
@@ -608,8 +628,7 @@ def dedupe_main(kind: str, models: int, configs: int, url: str) -> None:
         await monitor.start()
         # Steady state: every model holds its last result. Not polled every millisecond:
         # a pass over ten thousand models is itself milliseconds of the loop's time.
-        while not all(monitor.last_result(m) is not None for m in monitor.models):
-            await asyncio.sleep(0.05)
+        await until(lambda: all(monitor.last_result(m) is not None for m in monitor.models), 0.05)
         grown = rss_bytes() - before
         clients = sum(isinstance(o, httpx.AsyncClient) for o in gc.get_objects())
         instances = monitor.kit.stats().instances
@@ -1223,6 +1242,12 @@ def run_scale(quick: bool) -> dict[str, Any]:
             ["(load + start) / parse", f"{out['load_start_ratio']:.1f}x", "target <= 10x"],
             ["RSS with a result per model", kib(out["rss"]), f"{out['rss'] / models:,.0f} B/model"],
             [
+                "  of which the benchmark's lateness record",
+                kib(out["rss_record"]),
+                f"{out['rss_record'] / models:,.0f} B/model (every probe's, 8 B each;"
+                f" healthkit's own: {(out['rss'] - out['rss_record']) / models:,.0f} B/model)",
+            ],
+            [
                 "  of which the config load",
                 kib(out["rss_load"]),
                 f"{out['rss_load'] / models:,.0f} B/model (the loaded config; ~155 B/model live)",
@@ -1290,6 +1315,8 @@ def scale_main(models: int, period: float, duration: float) -> None:
         probes = monitor.stats().checks - checks0
         with_result = sum(monitor.last_result(m) is not None for m in monitor.models)
         rss = rss_bytes() - before
+        # Resident bytes of that record (8 a probe): the benchmark's, not healthkit's.
+        record = len(lateness) * lateness.itemsize
         samples = sorted(lateness)
         await monitor.aclose()
         return {
@@ -1300,6 +1327,7 @@ def scale_main(models: int, period: float, duration: float) -> None:
             "load": load,
             "start": started,
             "rss": rss,
+            "rss_record": record,
             "rss_load": rss_load,
             "with_result": with_result,
             "probes": probes,
@@ -1491,6 +1519,13 @@ def summary(results: dict[str, Any], *, quiet: bool = False) -> list[list[str]]:
             "<= 1 KiB (was 2 KiB; baseline 2,529 B)",
             d["per_extra_model_bytes"] <= 1024,
         )
+        if "marginal_model_bytes" in d:
+            check(
+                "  the same, 1,000 -> 10,000 models (a full budget in both)",
+                f"{d['marginal_model_bytes']:,.0f} B",
+                "<= 1 KiB",
+                d["marginal_model_bytes"] <= 1024,
+            )
         check(
             "memory vs one client per model", f"{d['ratio']:,.0f}x less", ">= 50x", d["ratio"] >= 50
         )
@@ -1606,12 +1641,16 @@ def summary(results: dict[str, Any], *, quiet: bool = False) -> list[list[str]]:
             "<= 20 us (baseline ~47 us)",
             c["cpu_per_probe"] <= 20e-6,
         )
+        # The benchmark's own record of every probe's lateness is not healthkit's (whose
+        # monitor keeps a bounded window): shown, and left out of the judged figure.
+        record = c.get("rss_record", 0)
+        own = (c["rss"] - record) / c["models"]
         check(
             f"RSS per model with a result, {where}",
-            f"{c['rss'] / c['models']:,.0f} B"
-            f" (the config load alone {c['rss_load'] / c['models']:,.0f} B)",
+            f"{own:,.0f} B (the config load alone {c['rss_load'] / c['models']:,.0f} B;"
+            f" with the benchmark's lateness record {c['rss'] / c['models']:,.0f} B)",
             "<= 1 KiB",
-            c["rss"] / c["models"] <= 1024,
+            own <= 1024,
         )
         check(
             f"probe lateness p99, {where}, period {c['period']:g} s",
