@@ -30,7 +30,7 @@ from ._outage import (
     is_transport_failure,
     outage_result,
 )
-from ._results import _batch_results, _failed, _timeout_result, _unless_starved
+from ._results import _batch_results, _failed, _timeout_result, _unless_starved, starved
 from ._runner import Job, Runner
 
 __all__ = ["DEFAULT_MAX_ON_DEMAND_TARGETS", "TARGET_WINDOW", "Cached", "Checks"]
@@ -102,9 +102,10 @@ class Checks:
         self._fresh_memo: tuple[float, float, float] = (math.nan, math.nan, math.nan)
         #: Bound once: every single check's job ends here.
         self._done_single = self._single_done
-        #: ``probe_ended(state, started)``: a background probe submitted with ``probe=``
-        #: ended (the scheduler reschedules it); set by the monitor.
-        self.probe_ended: Callable[[ModelState, float], None] | None = None
+        #: ``probe_ended(state, started, retry)``: a background probe submitted with
+        #: ``probe=`` ended (the scheduler reschedules it; ``retry``: it brought no
+        #: evidence, see :func:`_results.starved`); set by the monitor.
+        self.probe_ended: Callable[[ModelState, float, bool], None] | None = None
 
     # -- the cap on client-chosen targets ------------------------------------------------
 
@@ -188,14 +189,16 @@ class Checks:
         return fut
 
     def _single_done(self, job: Job, value: Any, error: BaseException | None) -> None:
+        retry = False
         try:
-            self._finish_single(job, value, error)
+            retry = self._finish_single(job, value, error)
         finally:
             # Even if finishing failed: a probe never left without a schedule.
             if job.probe is not None and self.probe_ended is not None:
-                self.probe_ended(job.probe, job.tick)
+                self.probe_ended(job.probe, job.tick, retry)
 
-    def _finish_single(self, job: Job, value: Any, error: BaseException | None) -> None:
+    def _finish_single(self, job: Job, value: Any, error: BaseException | None) -> bool:
+        """Settle the job's result; whether it was starved (no evidence: retry soon)."""
         key = job.keys[0]
         target, name, settings = key[1], job.strategy, job.settings
         assert settings is not None and job.future is not None
@@ -216,6 +219,7 @@ class Checks:
             )
         result = _unless_starved(self._redact(result), job)
         self.settle(key, job.future, result, settings)
+        retry = starved(result)
         if result.error is not None or self._detector.breakers:  # see run_inline
             self.on_outcome(
                 key[0],
@@ -226,6 +230,7 @@ class Checks:
                 settings.failure_threshold,
                 settings.timeout,
             )
+        return retry
 
     def try_inline(self, key: Key, instance: Strategy, st: ModelState) -> CheckResult | None:
         """Check ``key`` now, inline, if ``instance`` answers without suspending.
@@ -485,7 +490,7 @@ class Checks:
                 # Next step, as a callback on its future would run: the verdict that
                 # sheds it (a trip) marks the models down first, and the interval to
                 # the next probe depends on that.
-                loop.call_soon(self.probe_ended, job.probe, job.tick)
+                loop.call_soon(self.probe_ended, job.probe, job.tick, False)
 
     def prune(self, now: float) -> None:
         live = self._models.spec_models

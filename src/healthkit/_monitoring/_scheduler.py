@@ -23,6 +23,7 @@ from .._strategy import BatchStrategy, Strategy
 from ._checks import ANSWERS_INLINE, Checks
 from ._models import Models, ModelState, Probe
 from ._outage import OutageDetector
+from ._results import starved
 
 __all__ = ["Scheduler"]
 
@@ -319,8 +320,11 @@ class Scheduler:
     def _when_done(self, fut: asyncio.Future[CheckResult], st: ModelState, started: float) -> None:
         fut.add_done_callback(functools.partial(self._probe_ended, st, started))
 
-    def _probe_ended(self, st: ModelState, started: float, _: object) -> None:
-        self.probe_done(st, started)
+    def _probe_ended(
+        self, st: ModelState, started: float, fut: asyncio.Future[CheckResult]
+    ) -> None:
+        retry = not fut.cancelled() and fut.exception() is None and starved(fut.result())
+        self.probe_done(st, started, retry)
 
     def park(self, st: ModelState, now: float) -> None:
         """Hold ``st``'s probe while its upstream is down: the verdict reschedules it.
@@ -334,9 +338,20 @@ class Scheduler:
         self.schedule(st, now + self.interval(st))
 
     def probe_done(
-        self, st: ModelState, started: float, *, park: bool = False, now: float | None = None
+        self,
+        st: ModelState,
+        started: float,
+        retry: bool = False,
+        *,
+        park: bool = False,
+        now: float | None = None,
     ) -> None:
-        """``st``'s probe (started at loop time ``started``) ended; ``now`` if known."""
+        """``st``'s probe (started at loop time ``started``) ended; ``now`` if known.
+
+        ``retry``: it brought no evidence (the checker's own loop was starved while it
+        ran): the next probe comes a deadline after now if that is sooner than its
+        period, so a model is not left without fresh evidence for a whole period.
+        """
         probe = st.probe
         again = probe is Probe.RUNNING_THEN_AGAIN
         if probe is not Probe.SCHEDULED:
@@ -357,5 +372,7 @@ class Scheduler:
             now = asyncio.get_running_loop().time()
         if again:
             self.schedule(st, now)
+        elif retry:
+            self.schedule(st, min(max(started + self.interval(st), now), now + st.deadline))
         else:
             self.schedule(st, max(started + self.interval(st), now))
