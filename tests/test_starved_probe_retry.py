@@ -27,14 +27,14 @@ def _monitor(
     return Monitor(HealthKit(load_config(raw, registry=registry), registry=registry))
 
 
-async def test_a_probe_starved_by_the_checkers_own_loop_is_retried_soon() -> None:
-    plugin = ScriptedPlugin()
-    calls = 0
+def _starving_once(plugin: ScriptedPlugin) -> list[int]:
+    """Script ``s``: the first check starves the checker, later ones answer healthy.
+    Returns the list whose only item counts the calls."""
+    calls = [0]
 
     async def starving_once(target: Target) -> CheckResult:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
+        calls[0] += 1
+        if calls[0] == 1:
             # The checker's loop is blocked well past the check's deadline (a stand-in
             # for a process the OS did not schedule), then the check hangs: the
             # monitor cuts it late, and the timeout is the checker's own doing.
@@ -43,14 +43,19 @@ async def test_a_probe_starved_by_the_checkers_own_loop_is_retried_soon() -> Non
         return healthy(target)
 
     plugin.behaviours["s"] = starving_once
+    return calls
+
+
+async def test_a_probe_starved_by_the_checkers_own_loop_is_retried_soon() -> None:
+    plugin = ScriptedPlugin()
+    calls = _starving_once(plugin)
     async with _monitor(plugin) as monitor:
-        await wait_until(lambda: calls >= 1)
         # The starved probe counted nothing: still no result, still not ready.
         await wait_until(lambda: monitor.stats().timeouts >= 1)
         assert monitor.last_result("m") is None
         # Probed again within seconds (a deadline later), not after the 3600 s period.
         await wait_until(lambda: monitor.last_result("m") is not None, timeout=10.0)
-        assert calls == 2
+        assert calls == [2]
         assert monitor.status("m") is Status.HEALTHY
 
 
@@ -79,17 +84,7 @@ async def test_a_probe_that_timed_out_on_its_own_waits_its_period() -> None:
 
 async def test_a_batch_probe_starved_by_the_checkers_own_loop_is_retried_soon() -> None:
     plugin = ScriptedPlugin()
-    calls = 0
-
-    async def starving_once(target: Target) -> CheckResult:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            time.sleep(0.8)  # noqa: ASYNC251 - the fault under test: a blocked loop
-            await asyncio.sleep(30)
-        return healthy(target)
-
-    plugin.behaviours["s"] = starving_once
+    _starving_once(plugin)
     async with _monitor(plugin, models=("a", "b"), batch=True) as monitor:
         await wait_until(lambda: monitor.stats().timeouts >= 1)
         assert plugin.batch_calls and len(plugin.batch_calls[0]) == 2  # one call for both
