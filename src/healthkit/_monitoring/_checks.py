@@ -27,10 +27,11 @@ from .._strategy import BatchStrategy, Strategy
 from ._models import Key, Models, ModelState
 from ._outage import (
     OutageDetector,
+    is_starved,
     is_transport_failure,
     outage_result,
 )
-from ._results import _batch_results, _failed, _timeout_result, _unless_starved, starved
+from ._results import _batch_results, _failed, _timeout_result, _unless_starved
 from ._runner import Job, Runner
 
 __all__ = ["DEFAULT_MAX_ON_DEMAND_TARGETS", "TARGET_WINDOW", "Cached", "Checks"]
@@ -104,7 +105,7 @@ class Checks:
         self._done_single = self._single_done
         #: ``probe_ended(state, started, retry)``: a background probe submitted with
         #: ``probe=`` ended (the scheduler reschedules it; ``retry``: it brought no
-        #: evidence, see :func:`_results.starved`); set by the monitor.
+        #: evidence, see :func:`_outage.is_starved`); set by the monitor.
         self.probe_ended: Callable[[ModelState, float, bool], None] | None = None
 
     # -- the cap on client-chosen targets ------------------------------------------------
@@ -219,7 +220,7 @@ class Checks:
             )
         result = _unless_starved(self._redact(result), job)
         self.settle(key, job.future, result, settings)
-        retry = starved(result)
+        retry = is_starved(result)
         if result.error is not None or self._detector.breakers:  # see run_inline
             self.on_outcome(
                 key[0],

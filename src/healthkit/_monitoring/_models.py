@@ -20,7 +20,7 @@ from .._monitor_settings import MonitorSettings
 from .._result import CheckResult, Target
 from .._status import Status
 from .._strategy import StrategySpec
-from ._outage import STARVED
+from ._outage import is_starved
 from ._records import Transition, TransitionListener
 from ._thresholds import Readiness, ThresholdState
 from ._thresholds import mark_down as thresholds_marked_down
@@ -274,16 +274,16 @@ class Models:
         if names is None:
             if spec_id not in self.spec_models:
                 return {}
-            names = self._members[spec_id] = {
-                name: None for name, st in self.states.items() if st.key[0] == spec_id
-            }
+            names = self._members[spec_id] = dict.fromkeys(self._scan(spec_id))
         return names
 
     def names_of(self, spec_id: int) -> list[str]:
         """Names of the models of ``spec_id`` now, without keeping an index (rare callers)."""
         names = self._members.get(spec_id)
-        if names is not None:
-            return list(names)
+        return list(names) if names is not None else self._scan(spec_id)
+
+    def _scan(self, spec_id: int) -> list[str]:
+        """Names of the models of ``spec_id``, by one pass over every model."""
         return [name for name, st in self.states.items() if st.key[0] == spec_id]
 
     def owner(self, key: Key) -> ModelState | None:
@@ -302,7 +302,7 @@ class Models:
         on), passed by callers that read it anyway: the same float object as their
         ``fresh_until`` base, not one more a model.
         """
-        if result.error is not None and result.error.type == STARVED:
+        if is_starved(result):
             # No evidence about the upstream (the checker ran out of loop time): the
             # thresholds and the staleness clock stay where the last real answer left them.
             return

@@ -35,6 +35,7 @@ __all__ = [
     "Change",
     "Circuit",
     "OutageDetector",
+    "is_starved",
     "is_timeout",
     "is_transport_failure",
     "outage_result",
@@ -83,6 +84,11 @@ def is_transport_failure(result: CheckResult) -> bool:
     return error.type == "AioRpcError" and error.message.startswith(
         ("UNAVAILABLE", "DEADLINE_EXCEEDED")
     )
+
+
+def is_starved(result: CheckResult) -> bool:
+    """``result`` is a :data:`STARVED` ``unknown``: no evidence about the upstream either way."""
+    return result.error is not None and result.error.type == STARVED
 
 
 def is_timeout(result: CheckResult) -> bool:
@@ -194,7 +200,7 @@ class OutageDetector:
         must cover, ``starved`` the seconds the event loop could not run during a
         call whose hard cap was ``deadline``, and ``now`` the time it ended.
         """
-        if result.error is not None and result.error.type == STARVED:
+        if is_starved(result):
             return Change.NONE  # no evidence either way: neither counts nor resets the run
         breaker = self._breakers.get(spec_id)
         if not is_transport_failure(result):

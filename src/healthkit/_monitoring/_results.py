@@ -18,11 +18,6 @@ from ._outage import STARVED, STARVED_SHARE, is_timeout
 from ._runner import Job
 
 
-def starved(result: CheckResult) -> bool:
-    """``result`` is :func:`_unless_starved`'s ``unknown``: no evidence either way."""
-    return result.error is not None and result.error.type == STARVED
-
-
 def _unless_starved(result: CheckResult, job: Job) -> CheckResult:
     """``result``, or ``unknown`` when it is a timeout the checker itself caused.
 

@@ -22,8 +22,7 @@ from .._result import CheckResult
 from .._strategy import BatchStrategy, Strategy
 from ._checks import ANSWERS_INLINE, Checks
 from ._models import Models, ModelState, Probe
-from ._outage import OutageDetector
-from ._results import starved
+from ._outage import OutageDetector, is_starved
 
 __all__ = ["Scheduler"]
 
@@ -193,40 +192,39 @@ class Scheduler:
         kinds = self._kinds
         room = self._checks.runner.room()
         held = self._held
-        while held and room > 0:
-            when, name = held.popleft()
-            st = states.get(name)
-            if st is None or st.due != when or st.probe is not scheduled:
-                continue
-            lateness(now - when if now > when else 0.0)
-            if breakers and not detector.may_start(st.key[0]) and st.key not in shared:
-                parked.append(st)
-                continue
-            st.probe = Probe.RUNNING
-            due.append(st)
-            room -= 1
-        while heap:
-            when, name = heap[0]
-            st = states.get(name)
-            if (
-                when > until
-                and st is not None
-                and st.due == when
-                and st.probe is scheduled
-                and when - now > min(_EARLY_MAX, _EARLY_SHARE * st.config.monitor.period)
-            ):
+        while True:
+            # Held probes first (the oldest due), while there is room; then the heap.
+            task: bool | None
+            if held and room > 0:
+                when, name = held.popleft()
+                st = states.get(name)
+                task = True  # only probes that run in a task are held
+            elif heap:
+                when, name = heap[0]
+                st = states.get(name)
+                if (
+                    when > until
+                    and st is not None
+                    and st.due == when
+                    and st.probe is scheduled
+                    and when - now > min(_EARLY_MAX, _EARLY_SHARE * st.config.monitor.period)
+                ):
+                    break
+                heapq.heappop(heap)
+                task = None
+            else:
                 break
-            heapq.heappop(heap)
             # Stale: the model left, or was rescheduled (or started) since.
             if st is None or st.due != when or st.probe is not scheduled:
                 continue
-            kind = kinds.get(st.key[0])
-            if kind is None:
-                kind = self._classify(st)
-            task = kind == _TASK
-            if task and room <= 0:
-                held.append((when, name))  # behind the older ones already held
-                continue
+            if task is None:
+                kind = kinds.get(st.key[0])
+                if kind is None:
+                    kind = self._classify(st)
+                task = kind == _TASK
+                if task and room <= 0:
+                    held.append((when, name))  # behind the older ones already held
+                    continue
             lateness(now - when if now > when else 0.0)
             if breakers and not detector.may_start(st.key[0]) and st.key not in shared:
                 # The upstream is down and a half-open probe is out: wait for its verdict.
@@ -323,7 +321,7 @@ class Scheduler:
     def _probe_ended(
         self, st: ModelState, started: float, fut: asyncio.Future[CheckResult]
     ) -> None:
-        retry = not fut.cancelled() and fut.exception() is None and starved(fut.result())
+        retry = not fut.cancelled() and fut.exception() is None and is_starved(fut.result())
         self.probe_done(st, started, retry)
 
     def park(self, st: ModelState, now: float) -> None:
