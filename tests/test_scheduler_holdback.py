@@ -3,8 +3,9 @@
 Models whose strategy checks in a task of its own used to get a runner job and a
 future each as soon as they came due: ten thousand models due at once queued
 ten thousand jobs. Now the scheduler submits only while ``Runner.room()`` allows
-(running plus queued at most twice ``max_in_flight``) and holds the rest, oldest
-first, until the runner has room again. These tests pin what that must keep:
+(at most ``max_in_flight`` background probes queued, so running plus queued stay
+within twice the budget) and holds the rest, oldest first, until the runner has
+room again. These tests pin what that must keep:
 the queue stays bounded, every held model is still probed exactly once, inline
 strategies are not held behind task ones, held models count as overdue, and a
 monitor closed while it holds probes leaves nothing behind.
