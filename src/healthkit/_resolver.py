@@ -344,6 +344,17 @@ class Resolver:
 
     def get(self, holder: str) -> Strategy:
         """The instance currently serving ``holder``; ``KeyError`` if it holds nothing."""
+        # Without the lock first (the scheduler asks once per probe): under the GIL each
+        # dict read sees a locked change whole, a holder is swapped before its old spec
+        # is released, and the identity test catches an id reused after a release. So
+        # this answers what the locked read would have answered just before or after a
+        # concurrent change; anything else (a spec equal but not identical to its
+        # entry's) takes the locked path.
+        spec = self._held.get(holder)
+        if spec is not None:
+            entry = self._by_id.get(id(spec))
+            if entry is not None and entry.spec is spec:
+                return entry.instance
         with self._lock:
             spec = self._held[holder]
             # By identity first: equal specs are shared objects (the loader interns them),

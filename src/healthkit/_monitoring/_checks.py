@@ -54,6 +54,10 @@ OutcomeHook = Callable[[int, CheckResult, float, float, Sequence[Target], int, f
 #: Class attribute of a strategy whose ``acheck`` answers from memory, without awaiting
 #: anything (``noop``): the monitor runs such a check inline, without a task of its own.
 ANSWERS_INLINE = "_healthkit_answers_inline"
+#: Method of such a strategy that answers what ``acheck`` would, as a plain call: the
+#: monitor calls it rather than create and drive a coroutine per probe (with its
+#: ``StopIteration``, about a tenth of a ``noop`` probe's cost).
+CHECK_NOW = "_healthkit_check_now"
 
 
 @attrs.define(eq=False)
@@ -262,7 +266,18 @@ class Checks:
         name = st.config.check.strategy
         target = key[1]
         # What guarded_check does, without a coroutine of its own around the check.
+        check_now = getattr(instance, CHECK_NOW, None)
         began = time.perf_counter()
+        if check_now is not None:
+            try:
+                answer = check_now(target)
+            except Exception as exc:
+                elapsed = time.perf_counter() - began
+                value = raised_result(name, target, exc, elapsed)
+            else:
+                elapsed = time.perf_counter() - began
+                value = returned_result(name, target, answer, elapsed)
+            return self._answered_inline(key, st, name, target, value, elapsed, now)
         try:
             coro = instance.acheck(target)
             if type(coro) is not types.CoroutineType:
@@ -277,6 +292,18 @@ class Checks:
         else:
             coro.close()
             return None
+        return self._answered_inline(key, st, name, target, value, elapsed, now)
+
+    def _answered_inline(
+        self,
+        key: Key,
+        st: ModelState,
+        name: str,
+        target: Target,
+        value: CheckResult,
+        elapsed: float,
+        now: float | None,
+    ) -> CheckResult:
         if now is None:
             now = asyncio.get_running_loop().time()
         runner = self.runner
