@@ -9,9 +9,10 @@ the shared deadline and staleness floats, one for when the next probe is due and
 when the running one was). 786 once a first transition reused its result's
 time, and 738 once the models answered in one scheduler tick shared the floats
 of when they were observed and until when their result is fresh; 714 once noop's
-latencies were shared floats, and 679 once the monitor kept a name index only for
-the strategy instances that batch (a count for the others). The bound (under the
-714 before) leaves about 4 % for other Python versions.
+latencies were shared floats, 679 once the monitor kept a name index only for
+the strategy instances that batch (a count for the others), and 607 once a
+model's first transition was kept as its result alone. The bound (under the 679
+before) leaves about 4 % for other Python versions.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from healthkit import HealthKit, Monitor, Status, StrategyRegistry, load_config
 
 MODELS = 3000
 #: Bytes per model the kit, the monitor and one result each may hold (see above).
-BOUND = 705
+BOUND = 635
 
 
 async def test_a_model_with_a_result_holds_about_a_kilobyte_of_live_objects_at_most() -> None:

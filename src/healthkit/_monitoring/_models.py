@@ -69,8 +69,10 @@ class ModelState:
     last: CheckResult | None = None
     #: The transitions, oldest first: ``None``, one :class:`Transition`, or a list once
     #: there are two (most models only ever have one, ``unknown -> healthy``, and a
-    #: one-element list costs 88 bytes, times a hundred thousand models).
-    _history: Transition | list[Transition] | None = None
+    #: one-element list costs 88 bytes, times a hundred thousand models). A
+    #: :class:`CheckResult` is a first transition kept as its result alone (see
+    #: :meth:`Models._transition`): ``unknown ->`` its status, at its ``checked_at``.
+    _history: Transition | list[Transition] | CheckResult | None = None
     #: Loop time until which ``last`` answers on-demand checks (the model's own cache entry).
     fresh_until: float = -math.inf
     #: Loop time of the next probe (``inf`` before start). A heap entry whose time is
@@ -116,13 +118,26 @@ class ModelState:
         held = self._history
         if held is None:
             return ()
+        if isinstance(held, CheckResult):
+            return (self._first_transition(held),)
         if isinstance(held, Transition):
             return (held,)
         return tuple(held)
 
+    def _first_transition(self, result: CheckResult) -> Transition:
+        return Transition(
+            model=self.config.name,
+            old=Status.UNKNOWN,
+            new=result.status,
+            result=result,
+            at=result.checked_at,
+        )
+
     def remember(self, transition: Transition, size: int) -> None:
         """Append ``transition``, keeping at most ``size`` transitions."""
         held = self._history
+        if isinstance(held, CheckResult):
+            held = self._history = self._first_transition(held)
         if held is None:
             self._history = transition
         elif isinstance(held, Transition):
@@ -361,13 +376,6 @@ class Models:
         *,
         quiet: bool = False,
     ) -> None:
-        # Built field by field (what its frozen __init__ does, without the keyword call):
-        # every model's first result makes one, a hundred thousand at start.
-        tr = _new(Transition)
-        _set(tr, "model", st.config.name)
-        _set(tr, "old", old)
-        _set(tr, "new", new)
-        _set(tr, "result", result)
         at = _now(_UTC)
         checked = result.checked_at
         if checked.tzinfo is _UTC and at - _SAME_MOMENT <= checked <= at:
@@ -375,17 +383,39 @@ class Models:
             # datetime less a model (48 bytes, a hundred thousand first transitions).
             # A time from elsewhere (a federated result, another clock) is not reused.
             at = checked
-        _set(tr, "at", at)
-        if st._history is None:  # the first transition (most models' only one)
-            st._history = tr
+        tr: Transition | None = None
+        if (
+            st._history is None
+            and not self.listeners
+            and at is checked
+            and old is Status.UNKNOWN
+            and new is result.status
+            and type(result) is CheckResult
+        ):
+            # Most models' only transition, kept as its result alone: everything else in
+            # it is implied (``ModelState.history`` builds it when asked). 72 bytes and
+            # a build less a model, a hundred thousand at start. With listeners it is
+            # built, so that they and the history hold the same one.
+            st._history = result
         else:
-            st.remember(tr, self._history_size)
+            # Built field by field (what its frozen __init__ does, without the keyword
+            # call).
+            tr = _new(Transition)
+            _set(tr, "model", st.config.name)
+            _set(tr, "old", old)
+            _set(tr, "new", new)
+            _set(tr, "result", result)
+            _set(tr, "at", at)
+            if st._history is None:
+                st._history = tr
+            else:
+                st.remember(tr, self._history_size)
         # An outage marks many models at once and logs one line for all of them.
         ok = new is Status.HEALTHY or new is Status.DEGRADED  # is_ok, without a call
         level = logging.DEBUG if quiet else logging.INFO if ok else logging.WARNING
         if log.isEnabledFor(level):  # else not even the arguments (every model's first result)
             log.log(level, "model %r: %s -> %s (%s)", st.name, old.value, new.value, result.detail)
-        if not self.listeners:
+        if tr is None or not self.listeners:
             return
         for listener in list(self.listeners):
             try:
