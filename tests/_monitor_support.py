@@ -7,13 +7,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 import healthkit
-from healthkit import CheckResult, Status, StrategyRegistry, Target
+from healthkit import CheckResult, HealthKit, Monitor, Status, StrategyRegistry, Target, load_config
 
 Behaviour = Callable[[Target], Awaitable[Any]]
 
@@ -178,6 +178,20 @@ class ScriptedPlugin:
 
     def registry(self) -> StrategyRegistry:
         return StrategyRegistry(plugins=[self], entry_points=False)
+
+    def monitor(
+        self, models: Iterable[str], *, monitor: Mapping[str, Any] | None = None, **check: Any
+    ) -> Monitor:
+        """A monitor of ``models``, each checked by ``scripted`` (script ``"s"`` unless
+        ``check`` names another) with the ``health_check`` options ``check``;
+        ``monitor``: keyword arguments of :class:`Monitor`."""
+        registry = self.registry()
+        raw = {
+            "defaults": {"health_check": {"strategy": "scripted", "script": "s", **check}},
+            "models": {name: {} for name in models},
+        }
+        kit = HealthKit(load_config(raw, registry=registry), registry=registry)
+        return Monitor(kit, **(monitor or {}))
 
 
 class _Scripted:

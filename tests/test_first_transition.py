@@ -12,24 +12,7 @@ import datetime as dt
 from typing import Any
 
 from _monitor_support import ScriptedPlugin
-from healthkit import CheckResult, HealthKit, Monitor, Status, Target, Transition, load_config
-
-
-def monitor_of(plugin: ScriptedPlugin, **kw: Any) -> Monitor:
-    registry = plugin.registry()
-    raw = {
-        "models": {
-            "m": {
-                "health_check": {
-                    "strategy": "scripted",
-                    "script": "s",
-                    "period": 3600.0,
-                    "failure_threshold": 1,
-                }
-            }
-        }
-    }
-    return Monitor(HealthKit(load_config(raw, registry=registry), registry=registry), **kw)
+from healthkit import CheckResult, Status, Target, Transition
 
 
 def scripted(statuses: list[Status]) -> Any:
@@ -42,7 +25,7 @@ def scripted(statuses: list[Status]) -> Any:
 async def test_the_first_transition_reads_as_a_transition() -> None:
     plugin = ScriptedPlugin()
     plugin.behaviours["s"] = scripted([Status.HEALTHY])
-    monitor = monitor_of(plugin)
+    monitor = plugin.monitor(["m"], failure_threshold=1)
     try:
         got = await monitor.acheck("m")
         (tr,) = monitor.history("m")
@@ -66,7 +49,7 @@ async def test_the_first_transition_reads_as_a_transition() -> None:
 async def test_later_transitions_follow_it_in_order_within_the_size_bound() -> None:
     plugin = ScriptedPlugin()
     plugin.behaviours["s"] = scripted([Status.HEALTHY, Status.UNHEALTHY, Status.HEALTHY])
-    monitor = monitor_of(plugin, history_size=2)
+    monitor = plugin.monitor(["m"], failure_threshold=1, monitor={"history_size": 2})
     try:
         first = await monitor.acheck("m")
         monitor._models.states["m"].fresh_until = -1.0  # the next acheck checks again
@@ -88,7 +71,7 @@ async def test_later_transitions_follow_it_in_order_within_the_size_bound() -> N
 async def test_a_listener_gets_the_very_transition_the_history_holds() -> None:
     plugin = ScriptedPlugin()
     plugin.behaviours["s"] = scripted([Status.HEALTHY])
-    monitor = monitor_of(plugin)
+    monitor = plugin.monitor(["m"], failure_threshold=1)
     seen: list[Transition] = []
     monitor.add_listener(seen.append)
     try:

@@ -3,7 +3,10 @@
 A strategy whose class declares ``_healthkit_answers_inline`` (``noop`` does) is
 run by the monitor in the step that starts it, with no task, future or deadline
 timer. If such a check awaits something after all, it runs again in a task of its
-own, with the deadline, cancellation and single flight of any other check.
+own, with the deadline, cancellation and single flight of any other check. Such
+a strategy may also offer its check as a plain call (``_healthkit_check_now``;
+``noop`` does): the monitor calls it instead of creating and driving a coroutine
+per probe, and a failure of it is an ``unhealthy`` result like any other.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from healthkit import (
     Target,
     load_config,
 )
-from healthkit._monitoring._checks import ANSWERS_INLINE
+from healthkit._monitoring._checks import ANSWERS_INLINE, CHECK_NOW
 
 Behaviour = Callable[[Target], Awaitable[CheckResult]]
 
@@ -42,6 +45,9 @@ class InlinePlugin:
 
     def __init__(self) -> None:
         self.behaviours: dict[str, Behaviour] = {}
+        #: Plain-call behaviours of ``inline_now`` (see :class:`_InlineNow`).
+        self.now_behaviours: dict[str, Callable[[Target], Any]] = {}
+        self.now_calls = 0
         self.calls = 0
         self.tasks: list[asyncio.Task[Any] | None] = []
         self.running = 0
@@ -49,9 +55,13 @@ class InlinePlugin:
     @healthkit.hookimpl
     def healthkit_register_strategies(self, registrar: Any) -> None:
         registrar.add("inline", config=InlineConfig, factory=self._make)
+        registrar.add("inline_now", config=InlineConfig, factory=self._make_now)
 
     def _make(self, config: InlineConfig, context: Any) -> _Inline:
         return _Inline(self, config)
+
+    def _make_now(self, config: InlineConfig, context: Any) -> _InlineNow:
+        return _InlineNow(self, config)
 
     def monitor(self, models: dict[str, dict[str, Any]], **kw: Any) -> Monitor:
         registry = StrategyRegistry(plugins=[self], entry_points=False)
@@ -79,6 +89,14 @@ class _Inline:
 
     async def aclose(self) -> None:
         return None
+
+
+class _InlineNow(_Inline):
+    """``inline`` that also offers its check as a plain call, as ``noop`` does."""
+
+    def _healthkit_check_now(self, target: Target) -> Any:
+        self.plugin.now_calls += 1
+        return self.plugin.now_behaviours[self.config.script](target)
 
 
 def result(target: Target, status: Status = Status.HEALTHY, **kw: Any) -> CheckResult:
@@ -306,3 +324,65 @@ async def test_history_keeps_every_transition_in_order_up_to_its_size() -> None:
             assert history[-1].result is seen[-1] is monitor.last_result("a")
         finally:
             await monitor.aclose()
+
+
+# -- the plain-call check (``_healthkit_check_now``) -----------------------------------
+
+
+async def test_noop_offers_a_plain_call_check_that_answers_what_acheck_answers() -> None:
+    from healthkit.strategies.noop import NoopConfig, NoopStrategy
+
+    noop = NoopStrategy(NoopConfig())
+    target = Target(model="m")
+    now = getattr(noop, CHECK_NOW)(target)
+    checked = await noop.acheck(target)
+    assert (now.status, now.strategy, now.target, now.detail) == (
+        checked.status,
+        checked.strategy,
+        checked.target,
+        checked.detail,
+    )
+    assert now.latency > 0 and now.checked_at.tzinfo is not None
+
+
+async def test_the_monitor_calls_the_plain_call_check_instead_of_driving_a_coroutine() -> None:
+    plugin = InlinePlugin()
+    plugin.now_behaviours["default"] = lambda target: result(target, detail="fine")
+    monitor = plugin.monitor({"a": {"strategy": "inline_now", "period": 0.05, "jitter": 0.0}})
+    try:
+        got = await monitor.acheck("a")
+        assert got.status is Status.HEALTHY and got.detail == "fine"
+        assert got.latency > 0  # filled in, as for any check
+        assert (plugin.now_calls, plugin.calls) == (1, 0)  # no coroutine made
+        await monitor.start()
+        await wait_until(lambda: monitor.stats().checks >= 5)
+        assert plugin.calls == 0 and plugin.now_calls == monitor.stats().checks
+        assert monitor.is_ready("a") and monitor.stats().in_flight == 0
+    finally:
+        await monitor.aclose()
+
+
+async def test_a_plain_call_check_that_raises_or_returns_junk_is_an_unhealthy_result() -> None:
+    plugin = InlinePlugin()
+
+    def boom(target: Target) -> CheckResult:
+        raise RuntimeError("sensor on fire")
+
+    plugin.now_behaviours["boom"] = boom
+    plugin.now_behaviours["junk"] = lambda target: 42
+    settings = {"strategy": "inline_now", "failure_threshold": 1, "period": 0.05, "jitter": 0.0}
+    monitor = plugin.monitor(
+        {"boom": {**settings, "script": "boom"}, "junk": {**settings, "script": "junk"}}
+    )
+    try:
+        got = await monitor.acheck("boom")
+        assert got.status is Status.UNHEALTHY and "sensor on fire" in got.detail
+        assert got.error is not None and got.error.type == "RuntimeError"
+        junk = await monitor.acheck("junk")
+        assert junk.status is Status.UNHEALTHY and "not a CheckResult" in junk.detail
+        await monitor.start()
+        await wait_until(lambda: monitor.stats().checks >= 8)
+        # Still probed on schedule: a failing plain call leaves no model unscheduled.
+        assert monitor.overdue() == 0 and not monitor.is_ready("boom")
+    finally:
+        await monitor.aclose()

@@ -10,22 +10,10 @@ than it is (revalidated and stale that much sooner), never newer.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from _monitor_support import ScriptedPlugin, wait_until
-from healthkit import CheckResult, HealthKit, Monitor, Status, Target, load_config
+from healthkit import CheckResult, Status, Target
 from healthkit._monitoring._checks import _SAME_TIME
-
-
-def monitor_of(plugin: ScriptedPlugin, models: int, **check: Any) -> Monitor:
-    registry = plugin.registry()
-    raw = {
-        "defaults": {
-            "health_check": {"strategy": "scripted", "script": "s", "period": 3600.0, **check}
-        },
-        "models": {f"m{i}": {} for i in range(models)},
-    }
-    return Monitor(HealthKit(load_config(raw, registry=registry), registry=registry))
 
 
 async def test_checks_ending_together_share_their_observed_and_fresh_until_floats() -> None:
@@ -37,7 +25,7 @@ async def test_checks_ending_together_share_their_observed_and_fresh_until_float
         return CheckResult(status=Status.HEALTHY, strategy="scripted", target=target)
 
     plugin.behaviours["s"] = held
-    monitor = monitor_of(plugin, 5)
+    monitor = plugin.monitor([f"m{i}" for i in range(5)], period=3600.0)
     loop = asyncio.get_running_loop()
     try:
         checks = [asyncio.ensure_future(monitor.acheck(m)) for m in monitor.models]
@@ -64,7 +52,7 @@ async def test_a_check_ending_later_gets_its_own_time() -> None:
         return CheckResult(status=Status.HEALTHY, strategy="scripted", target=target)
 
     plugin.behaviours["s"] = ok
-    monitor = monitor_of(plugin, 2)
+    monitor = plugin.monitor(["m0", "m1"], period=3600.0)
     loop = asyncio.get_running_loop()
     try:
         await monitor.acheck("m0")
@@ -82,7 +70,7 @@ async def test_a_short_cache_ttl_narrows_the_window() -> None:
     """With ``cache_ttl`` 0 no two results share a time: a result is never shown as
     older than 1 % of how long it is meant to be reused."""
     plugin = ScriptedPlugin()
-    monitor = monitor_of(plugin, 1, cache_ttl=0.0)
+    monitor = plugin.monitor(["m0"], cache_ttl=0.0)
     checks = monitor._checks
     try:
         assert checks._settled_at(100.0, 0.0) == 100.0

@@ -11,26 +11,9 @@ from typing import Any
 import pytest
 
 from _monitor_support import ScriptedPlugin, wait_until
-from healthkit import CheckResult, HealthKit, Monitor, Status, Target, load_config
+from healthkit import CheckResult, Status, Target
 
 UTC = dt.timezone.utc
-
-
-def monitor_of(plugin: ScriptedPlugin) -> Monitor:
-    registry = plugin.registry()
-    raw = {
-        "models": {
-            "m": {
-                "health_check": {
-                    "strategy": "scripted",
-                    "script": "s",
-                    "period": 3600.0,
-                    "jitter": 0.0,
-                }
-            }
-        }
-    }
-    return Monitor(HealthKit(load_config(raw, registry=registry), registry=registry))
 
 
 async def test_a_local_checks_transition_reuses_its_checked_at() -> None:
@@ -40,7 +23,7 @@ async def test_a_local_checks_transition_reuses_its_checked_at() -> None:
         return CheckResult(status=Status.HEALTHY, strategy="scripted", target=target)
 
     plugin.behaviours["s"] = fresh
-    async with monitor_of(plugin) as monitor:
+    async with plugin.monitor(["m"], period=3600.0, jitter=0.0) as monitor:
         await wait_until(lambda: bool(monitor.history("m")))
         (tr,) = monitor.history("m")
         assert tr.at is tr.result.checked_at
@@ -68,7 +51,7 @@ async def test_a_result_from_another_clock_does_not_date_the_transition(
 
     plugin.behaviours["s"] = remote
     before = dt.datetime.now(UTC)
-    async with monitor_of(plugin) as monitor:
+    async with plugin.monitor(["m"], period=3600.0, jitter=0.0) as monitor:
         await wait_until(lambda: bool(monitor.history("m")))
         after = dt.datetime.now(UTC)
         (tr,) = monitor.history("m")
