@@ -344,25 +344,20 @@ class Resolver:
 
     def get(self, holder: str) -> Strategy:
         """The instance currently serving ``holder``; ``KeyError`` if it holds nothing."""
-        # Without the lock first (the scheduler asks once per probe): under the GIL each
-        # dict read sees a locked change whole, a holder is swapped before its old spec
-        # is released, and the identity test catches an id reused after a release. So
-        # this answers what the locked read would have answered just before or after a
-        # concurrent change; anything else (a spec equal but not identical to its
-        # entry's) takes the locked path.
+        # By identity first: equal specs are shared objects (the loader interns them),
+        # and hashing a deep config on every probe was most of this call's cost. And
+        # without the lock (the scheduler asks once per probe): under the GIL each dict
+        # read sees a locked change whole, a holder is swapped before its old spec is
+        # released, and the identity test catches an id reused after a release, so
+        # this answers what the locked read would have just before or after a
+        # concurrent change.
         spec = self._held.get(holder)
         if spec is not None:
             entry = self._by_id.get(id(spec))
             if entry is not None and entry.spec is spec:
                 return entry.instance
-        with self._lock:
-            spec = self._held[holder]
-            # By identity first: equal specs are shared objects (the loader interns them),
-            # and hashing a deep config on every probe is most of this call's cost.
-            entry = self._by_id.get(id(spec))
-            if entry is None or entry.spec is not spec:
-                entry = self._entries[spec]
-            return entry.instance
+        with self._lock:  # a spec equal to its entry's but not the same object
+            return self._entries[self._held[holder]].instance
 
     def spec_of(self, holder: str) -> StrategySpec:
         with self._lock:

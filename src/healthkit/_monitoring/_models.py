@@ -317,7 +317,7 @@ class Models:
         on), passed by callers that read it anyway: the same float object as their
         ``fresh_until`` base, not one more a model.
         """
-        if result.error is not None and is_starved(result):
+        if result.error is not None and is_starved(result):  # no call for most results
             # No evidence about the upstream (the checker ran out of loop time): the
             # thresholds and the staleness clock stay where the last real answer left them.
             return
