@@ -1,7 +1,7 @@
 """The monitor builds a model's transitions field by field (not through ``Transition``'s
 ``__init__``, a keyword call per first result): each one must still be a complete,
 ordinary ``Transition``. Fails when a field is added to ``Transition`` and not to
-``Models._transition``.
+``_models._new_transition``.
 """
 
 from __future__ import annotations

@@ -49,6 +49,21 @@ _UTC = dt.timezone.utc
 _SAME_MOMENT = dt.timedelta(seconds=1)
 
 
+def _new_transition(
+    model: str, old: Status, new: Status, result: CheckResult, at: dt.datetime
+) -> Transition:
+    """``Transition(model=..., ...)`` built field by field (what its frozen ``__init__``
+    does, without the keyword call): a hundred thousand first transitions at start, and
+    one per model each time a status page lists the models' ``since``."""
+    tr = _new(Transition)
+    _set(tr, "model", model)
+    _set(tr, "old", old)
+    _set(tr, "new", new)
+    _set(tr, "result", result)
+    _set(tr, "at", at)
+    return tr
+
+
 class Probe(enum.Enum):
     """Where a model's background probe is."""
 
@@ -125,12 +140,8 @@ class ModelState:
         return tuple(held)
 
     def _first_transition(self, result: CheckResult) -> Transition:
-        return Transition(
-            model=self.config.name,
-            old=Status.UNKNOWN,
-            new=result.status,
-            result=result,
-            at=result.checked_at,
+        return _new_transition(
+            self.config.name, Status.UNKNOWN, result.status, result, result.checked_at
         )
 
     def remember(self, transition: Transition, size: int) -> None:
@@ -398,14 +409,7 @@ class Models:
             # built, so that they and the history hold the same one.
             st._history = result
         else:
-            # Built field by field (what its frozen __init__ does, without the keyword
-            # call).
-            tr = _new(Transition)
-            _set(tr, "model", st.config.name)
-            _set(tr, "old", old)
-            _set(tr, "new", new)
-            _set(tr, "result", result)
-            _set(tr, "at", at)
+            tr = _new_transition(st.config.name, old, new, result, at)
             if st._history is None:
                 st._history = tr
             else:
