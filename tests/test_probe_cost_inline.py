@@ -92,7 +92,12 @@ class _Inline:
 
 
 class _InlineNow(_Inline):
-    """``inline`` that also offers its check as a plain call, as ``noop`` does."""
+    """``inline`` that also offers its check as a plain call, as ``noop`` does (its
+    ``acheck`` answers the same, and counts in ``calls`` when a coroutine ran)."""
+
+    async def acheck(self, target: Target) -> CheckResult:
+        self.plugin.calls += 1
+        return self._healthkit_check_now(target)  # type: ignore[no-any-return]
 
     def _healthkit_check_now(self, target: Target) -> Any:
         self.plugin.now_calls += 1
@@ -384,5 +389,45 @@ async def test_a_plain_call_check_that_raises_or_returns_junk_is_an_unhealthy_re
         await wait_until(lambda: monitor.stats().checks >= 8)
         # Still probed on schedule: a failing plain call leaves no model unscheduled.
         assert monitor.overdue() == 0 and not monitor.is_ready("boom")
+    finally:
+        await monitor.aclose()
+
+
+class _Sub:
+    """Registers subclasses of ``noop``: one overrides ``acheck``, one the plain call."""
+
+    @healthkit.hookimpl
+    def healthkit_register_strategies(self, registrar: Any) -> None:
+        from healthkit.strategies.noop import NoopConfig, NoopStrategy
+
+        class OwnAcheck(NoopStrategy):
+            async def acheck(self, target: Target) -> CheckResult:
+                return result(target, Status.DEGRADED, detail="own acheck")
+
+        class OwnPlainCall(NoopStrategy):
+            def _healthkit_check_now(self, target: Target) -> CheckResult:
+                return result(target, Status.DEGRADED, detail="own plain call")
+
+        registrar.add("own_acheck", config=NoopConfig, factory=lambda c, ctx: OwnAcheck(c))
+        registrar.add("own_plain", config=NoopConfig, factory=lambda c, ctx: OwnPlainCall(c))
+
+
+async def test_a_subclass_that_overrides_acheck_is_checked_by_its_acheck() -> None:
+    """The plain call a subclass inherits answers for its base: an override of
+    ``acheck`` alone runs, inline, as before; an override of the plain call is used."""
+    registry = StrategyRegistry(plugins=[_Sub()], entry_points=False)
+    raw = {
+        "models": {
+            "a": {"health_check": {"strategy": "own_acheck"}},
+            "p": {"health_check": {"strategy": "own_plain"}},
+        }
+    }
+    monitor = Monitor(HealthKit(load_config(raw, registry=registry), registry=registry))
+    try:
+        own = await monitor.acheck("a")
+        assert (own.status, own.detail) == (Status.DEGRADED, "own acheck")
+        plain = await monitor.acheck("p")
+        assert (plain.status, plain.detail) == (Status.DEGRADED, "own plain call")
+        assert monitor.stats().in_flight == 0  # both inline: no task
     finally:
         await monitor.aclose()

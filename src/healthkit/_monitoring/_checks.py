@@ -60,8 +60,21 @@ OutcomeHook = Callable[[int, CheckResult, float, float, Sequence[Target], int, f
 ANSWERS_INLINE = "_healthkit_answers_inline"
 #: Method of such a strategy that answers what ``acheck`` would, as a plain call: the
 #: monitor calls it rather than create and drive a coroutine per probe (with its
-#: ``StopIteration``, about a tenth of a ``noop`` probe's cost).
+#: ``StopIteration``, about a tenth of a ``noop`` probe's cost). Only where the class
+#: that defines the ``acheck`` in use defines it too (see :func:`_offers_plain_call`).
 CHECK_NOW = "_healthkit_check_now"
+
+
+def _offers_plain_call(cls: type) -> bool:
+    """Whether ``cls``'s plain-call check answers what its ``acheck`` does.
+
+    A subclass that overrides ``acheck`` (of ``noop``, say) without its own plain call
+    must have its ``acheck`` run: the inherited plain call would answer for the base.
+    """
+    for klass in cls.__mro__:
+        if "acheck" in vars(klass):
+            return CHECK_NOW in vars(klass)
+    return False
 
 
 @attrs.define(eq=False)
@@ -107,6 +120,8 @@ class Checks:
         self._window_end = -math.inf
         self._window_targets: set[Key] = set()
         self._reported: dict[str, set[str]] = {}
+        #: Strategy class -> whether the monitor may use its plain-call check.
+        self._plain_call: dict[type, bool] = {}
         #: Loop time the last settled result was observed at (see :meth:`_settled_at`).
         self._settled = -math.inf
         #: ``(now, ttl, now + ttl)`` of the last inline answer (see :meth:`_fresh_until`).
@@ -272,9 +287,13 @@ class Checks:
         name = st.config.check.strategy
         target = key[1]
         # What guarded_check does, without a coroutine of its own around the check.
-        check_now = getattr(instance, CHECK_NOW, None)
+        cls = type(instance)
+        plain = self._plain_call.get(cls)
+        if plain is None:
+            plain = self._plain_call[cls] = _offers_plain_call(cls)
         began = time.perf_counter()
-        if check_now is not None:
+        if plain:
+            check_now = getattr(instance, CHECK_NOW)
             try:
                 answer = check_now(target)
             except Exception as exc:
