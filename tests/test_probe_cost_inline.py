@@ -93,7 +93,10 @@ class _Inline:
 
 class _InlineNow(_Inline):
     """``inline`` that also offers its check as a plain call, as ``noop`` does (its
-    ``acheck`` answers the same, and counts in ``calls`` when a coroutine ran)."""
+    ``acheck`` answers the same, and counts in ``calls`` when a coroutine ran). Both
+    promises said again: they speak for the ``acheck`` of the class that makes them."""
+
+    _healthkit_answers_inline = True
 
     async def acheck(self, target: Target) -> CheckResult:
         self.plugin.calls += 1
@@ -394,11 +397,25 @@ async def test_a_plain_call_check_that_raises_or_returns_junk_is_an_unhealthy_re
 
 
 class _Sub:
-    """Registers subclasses of ``noop``: one overrides ``acheck``, one the plain call."""
+    """Registers subclasses of ``noop``: one overrides ``acheck``, one the plain call,
+    and one overrides ``acheck`` with one that awaits."""
+
+    def __init__(self) -> None:
+        self.awaiting_calls = 0
 
     @healthkit.hookimpl
     def healthkit_register_strategies(self, registrar: Any) -> None:
         from healthkit.strategies.noop import NoopConfig, NoopStrategy
+
+        plugin = self
+
+        class OwnAwaiting(NoopStrategy):
+            async def acheck(self, target: Target) -> CheckResult:
+                plugin.awaiting_calls += 1
+                await asyncio.sleep(0)
+                return result(target, detail="own awaiting acheck")
+
+        registrar.add("own_await", config=NoopConfig, factory=lambda c, ctx: OwnAwaiting(c))
 
         class OwnAcheck(NoopStrategy):
             async def acheck(self, target: Target) -> CheckResult:
@@ -429,5 +446,20 @@ async def test_a_subclass_that_overrides_acheck_is_checked_by_its_acheck() -> No
         plain = await monitor.acheck("p")
         assert (plain.status, plain.detail) == (Status.DEGRADED, "own plain call")
         assert monitor.stats().in_flight == 0  # both inline: no task
+    finally:
+        await monitor.aclose()
+
+
+async def test_a_subclass_whose_acheck_awaits_runs_once_in_a_task_not_first_inline() -> None:
+    """The inline promise is its base's: the subclass's ``acheck`` is not started inline
+    (and closed, and started again in a task when it awaits): it runs once."""
+    plugin = _Sub()
+    registry = StrategyRegistry(plugins=[plugin], entry_points=False)
+    raw = {"models": {"w": {"health_check": {"strategy": "own_await"}}}}
+    monitor = Monitor(HealthKit(load_config(raw, registry=registry), registry=registry))
+    try:
+        got = await monitor.acheck("w")
+        assert got.detail == "own awaiting acheck"
+        assert plugin.awaiting_calls == 1
     finally:
         await monitor.aclose()

@@ -60,20 +60,25 @@ OutcomeHook = Callable[[int, CheckResult, float, float, Sequence[Target], int, f
 ANSWERS_INLINE = "_healthkit_answers_inline"
 #: Method of such a strategy that answers what ``acheck`` would, as a plain call: the
 #: monitor calls it rather than create and drive a coroutine per probe (with its
-#: ``StopIteration``, about a tenth of a ``noop`` probe's cost). Only where the class
-#: that defines the ``acheck`` in use defines it too (see :func:`_offers_plain_call`).
+#: ``StopIteration``, about a tenth of a ``noop`` probe's cost).
 CHECK_NOW = "_healthkit_check_now"
 
 
-def _offers_plain_call(cls: type) -> bool:
-    """Whether ``cls``'s plain-call check answers what its ``acheck`` does.
+def declared_for_acheck(cls: type, name: str) -> bool:
+    """Whether ``cls`` has ``name`` (:data:`ANSWERS_INLINE`, :data:`CHECK_NOW`) set, by
+    the class that defines the ``acheck`` in use or by a subclass of it.
 
-    A subclass that overrides ``acheck`` (of ``noop``, say) without its own plain call
-    must have its ``acheck`` run: the inherited plain call would answer for the base.
+    Both speak for an ``acheck``: a subclass (of ``noop``, say) that overrides
+    ``acheck`` without saying so again inherits a promise made for its base's
+    ``acheck``, not for its own, so its own runs as any other check does.
     """
+    said: bool | None = None  # what the nearest class that sets ``name`` says
     for klass in cls.__mro__:
-        if "acheck" in vars(klass):
-            return CHECK_NOW in vars(klass)
+        own = vars(klass)
+        if said is None and name in own:
+            said = bool(own[name])
+        if "acheck" in own:
+            return bool(said)
     return False
 
 
@@ -120,8 +125,9 @@ class Checks:
         self._window_end = -math.inf
         self._window_targets: set[Key] = set()
         self._reported: dict[str, set[str]] = {}
-        #: Strategy class -> whether the monitor may use its plain-call check.
-        self._plain_call: dict[type, bool] = {}
+        #: Strategy class -> (its check answers inline, it offers a plain call): see
+        #: :func:`declared_for_acheck`.
+        self._inline: dict[type, tuple[bool, bool]] = {}
         #: Loop time the last settled result was observed at (see :meth:`_settled_at`).
         self._settled = -math.inf
         #: ``(now, ttl, now + ttl)`` of the last inline answer (see :meth:`_fresh_until`).
@@ -270,9 +276,17 @@ class Checks:
         in a task of its own: a coroutine that captured the current task, as anyio
         cancel scopes and ``asyncio.timeout`` do, must not be resumed in another one).
         """
-        if not getattr(instance, ANSWERS_INLINE, False) or (self.shared and key in self.shared):
+        if not self._ways(type(instance))[0] or (self.shared and key in self.shared):
             return None
         return self.run_inline(key, instance, st)
+
+    def _ways(self, cls: type) -> tuple[bool, bool]:
+        """(``cls`` answers inline, it offers a plain-call check), remembered per class."""
+        ways = self._inline.get(cls)
+        if ways is None:
+            inline = declared_for_acheck(cls, ANSWERS_INLINE)
+            ways = self._inline[cls] = (inline, inline and declared_for_acheck(cls, CHECK_NOW))
+        return ways
 
     def run_inline(
         self, key: Key, instance: Strategy, st: ModelState, now: float | None = None
@@ -287,12 +301,8 @@ class Checks:
         name = st.config.check.strategy
         target = key[1]
         # What guarded_check does, without a coroutine of its own around the check.
-        cls = type(instance)
-        plain = self._plain_call.get(cls)
-        if plain is None:
-            plain = self._plain_call[cls] = _offers_plain_call(cls)
         began = time.perf_counter()
-        if plain:
+        if self._ways(type(instance))[1]:
             check_now = getattr(instance, CHECK_NOW)
             try:
                 answer = check_now(target)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from .._monitor_settings import MonitorSettings
 from .._result import CheckResult
 from .._strategy import BatchStrategy, Strategy
-from ._checks import ANSWERS_INLINE, Checks
+from ._checks import ANSWERS_INLINE, Checks, declared_for_acheck
 from ._models import Models, ModelState, Probe
 from ._outage import OutageDetector, is_starved
 
@@ -45,7 +45,7 @@ _BATCH, _INLINE, _TASK = 0, 1, 2
 def _kind_of(instance: Strategy) -> int:
     if isinstance(instance, BatchStrategy):
         return _BATCH
-    if getattr(instance, ANSWERS_INLINE, False):
+    if declared_for_acheck(type(instance), ANSWERS_INLINE):
         return _INLINE
     return _TASK
 
