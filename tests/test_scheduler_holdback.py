@@ -17,6 +17,8 @@ purpose: the queue length and the held probes are what the change is about.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -65,6 +67,22 @@ def task_models(
     return {f"{prefix}{i}": dict(settings) for i in range(count)}
 
 
+@contextlib.asynccontextmanager
+async def holding(
+    models: dict[str, dict[str, Any]], max_in_flight: int
+) -> AsyncIterator[tuple[ScriptedPlugin, asyncio.Event, Monitor]]:
+    """A monitor of ``models`` whose ``hold`` checks wait for the yielded event; however
+    the test ends, the checks are released and the monitor closed."""
+    plugin = ScriptedPlugin()
+    release = held_checks(plugin)
+    monitor = build(plugin, models, max_in_flight=max_in_flight)
+    try:
+        yield plugin, release, monitor
+    finally:
+        release.set()
+        await monitor.aclose()
+
+
 async def started_and_full(monitor: Monitor, plugin: ScriptedPlugin, max_in_flight: int) -> None:
     """Start ``monitor`` and wait until the budget is full and every due model was handled.
 
@@ -80,11 +98,8 @@ async def started_and_full(monitor: Monitor, plugin: ScriptedPlugin, max_in_flig
 
 async def test_probes_due_at_once_queue_at_most_twice_the_budget() -> None:
     count, budget = 300, 4
-    plugin = ScriptedPlugin()
-    release = held_checks(plugin)
-    monitor = build(plugin, task_models(count), max_in_flight=budget)
-    runner = monitor._runner
-    try:
+    async with holding(task_models(count), budget) as (plugin, _, monitor):
+        runner = monitor._runner
         await started_and_full(monitor, plugin, budget)
         assert runner.running == budget
         # Before the holdback every due model was queued: 296 jobs here.
@@ -101,21 +116,15 @@ async def test_probes_due_at_once_queue_at_most_twice_the_budget() -> None:
         # The scheduler sleeps until the runner has room: it asked to be woken.
         assert runner.on_room is not None
         assert sum(plugin.calls.values()) == budget
-    finally:
-        release.set()
-        await monitor.aclose()
 
 
 @pytest.mark.parametrize("budget", [1, 4])  # 1: the runner wakes the scheduler per free slot
 async def test_every_held_model_is_probed_exactly_once_after_the_release(budget: int) -> None:
     count = 300
-    plugin = ScriptedPlugin()
-    release = held_checks(plugin)
     models = task_models(count)
-    monitor = build(plugin, models, max_in_flight=budget)
-    runner = monitor._runner
-    scheduler = monitor._scheduler
-    try:
+    async with holding(models, budget) as (plugin, release, monitor):
+        runner = monitor._runner
+        scheduler = monitor._scheduler
         await started_and_full(monitor, plugin, budget)
         release.set()
         await wait_until(lambda: all(monitor.last_result(m) is not None for m in models))
@@ -140,22 +149,16 @@ async def test_every_held_model_is_probed_exactly_once_after_the_release(budget:
             assert now < st.due <= now + LONG_PERIOD
         assert monitor.overdue() == 0
         assert monitor.is_live()
-    finally:
-        release.set()
-        await monitor.aclose()
 
 
 async def test_inline_probes_are_not_held_behind_task_probes() -> None:
     count, budget = 40, 2
-    plugin = ScriptedPlugin()
-    release = held_checks(plugin)
     noop = {"strategy": "noop", "period": 0.05, "jitter": 0.0}
     # Due with the task models, and due while they are already held.
     now_noop = {f"now{i}": {**noop, "initial_delay": 0.0} for i in range(20)}
     late_noop = {f"late{i}": {**noop, "initial_delay": 0.1} for i in range(20)}
     tasks = task_models(count)
-    monitor = build(plugin, {**tasks, **now_noop, **late_noop}, max_in_flight=budget)
-    try:
+    async with holding({**tasks, **now_noop, **late_noop}, budget) as (plugin, release, monitor):
         await monitor.start()
         await wait_until(lambda: plugin.concurrent == budget)
         inline = [*now_noop, *late_noop]
@@ -172,9 +175,6 @@ async def test_inline_probes_are_not_held_behind_task_probes() -> None:
         release.set()
         await wait_until(lambda: all(monitor.last_result(m) is not None for m in tasks))
         assert set(plugin.calls.values()) == {1}
-    finally:
-        release.set()
-        await monitor.aclose()
 
 
 def _probing(monitor: Monitor, model: str) -> bool:
@@ -183,12 +183,9 @@ def _probing(monitor: Monitor, model: str) -> bool:
 
 async def test_held_probes_count_as_overdue_until_they_run() -> None:
     count, budget, period = 20, 2, 0.2
-    plugin = ScriptedPlugin()
-    release = held_checks(plugin)
     models = task_models(count, period=period)
-    monitor = build(plugin, models, max_in_flight=budget)
-    runner = monitor._runner
-    try:
+    async with holding(models, budget) as (plugin, release, monitor):
+        runner = monitor._runner
         await started_and_full(monitor, plugin, budget)
         # Queued and held probes are late; the running ones are not.
         await wait_until(lambda: monitor.overdue() == count - budget, timeout=5.0)
@@ -200,18 +197,12 @@ async def test_held_probes_count_as_overdue_until_they_run() -> None:
         await wait_until(lambda: monitor.overdue() == 0, timeout=5.0)
         # The held probes' lateness is measured when they launch: more than a period.
         assert monitor.stats().lateness_max > period
-    finally:
-        release.set()
-        await monitor.aclose()
 
 
 async def test_closing_while_probes_are_held_leaves_nothing_behind() -> None:
     count, budget = 50, 2
-    plugin = ScriptedPlugin()
-    release = held_checks(plugin)
-    monitor = build(plugin, task_models(count), max_in_flight=budget)
-    runner = monitor._runner
-    try:
+    async with holding(task_models(count), budget) as (plugin, _, monitor):
+        runner = monitor._runner
         await started_and_full(monitor, plugin, budget)
         assert monitor._scheduler._held
         assert runner.on_room is not None
@@ -230,9 +221,6 @@ async def test_closing_while_probes_are_held_leaves_nothing_behind() -> None:
         assert left == []
         assert monitor.overdue() == 0
         assert not monitor.is_live()
-    finally:
-        release.set()
-        await monitor.aclose()
 
 
 async def test_on_demand_checks_do_not_starve_held_background_probes() -> None:
