@@ -350,13 +350,9 @@ class Checks:
         # Inline: no deadline to cut it and no loop time to starve it of.
         result = self._redact(value)
         settings = st.config.monitor
-        if key is st.key:
-            # The model's own target (every background probe): its last result is its
-            # cache entry.
-            self._models.observe(st, result, now)
-            st.fresh_until = self._fresh_until(now, settings.cache_ttl)
-        else:
-            self._store(key, self._models.owner(key), result, settings, now)
+        # The model's own target (every background probe) needs no lookup of its owner.
+        owner = st if key is st.key else self._models.owner(key)
+        self._store(key, owner, result, settings, now)
         if result.error is not None or self._detector.breakers:
             # Else no evidence for the outage detector: an answer without an error is
             # no transport failure, and there is no breaker to reset.
