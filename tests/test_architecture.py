@@ -56,7 +56,7 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "_config.py",
         ),
     ),
-    (2, "toolkit", ("_guard.py", "_redact.py", "_isolation.py", "toolkit/*")),
+    (2, "toolkit", ("_guard.py", "_gate.py", "_redact.py", "_isolation.py", "toolkit/*")),
     (
         3,
         "plugins and instances",

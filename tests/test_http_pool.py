@@ -12,7 +12,6 @@ loopback server.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterator
 
@@ -25,6 +24,7 @@ from healthkit import HealthKit, Monitor, StrategyRegistry, Target, parse_spec
 from healthkit._guard import guarded_check
 from healthkit._metrics import MonitorMetrics
 from healthkit.strategies.http import HttpStrategy
+from healthkit.toolkit._connections import ConnectionSlots
 
 
 @pytest.fixture
@@ -76,27 +76,32 @@ async def test_checks_cut_while_queued_for_a_connection_do_not_jam_the_pool(
         await strategy.aclose()
 
 
-def _pool_states(client: httpx.AsyncClient) -> list[str]:
-    """httpcore's view of the client's pool (a private attribute: only tests look)."""
-    return [conn.info() for conn in client._transport._pool.connections]  # type: ignore[attr-defined]
+def _pool_states(slot: httpx.AsyncHTTPTransport) -> list[str]:
+    """httpcore's view of one connection slot's pool (private attributes: only tests look)."""
+    return [conn.info() for conn in slot._pool.connections]  # type: ignore[attr-defined]
 
 
 async def _jam(client: httpx.AsyncClient, *, size: int) -> None:
-    """Jam ``client``'s pool for real, the way httpcore issue #1093 does.
+    """Jam every connection slot of ``client``: leave each one idle with its connection busy.
 
-    Requests sent straight to the client (no gate) and cut by ``wait_for`` while
-    queued for a connection; rounds go on until every slot is stuck in CONNECTING.
+    That is what a leaked slot looks like (httpcore issue #1093 left connections
+    stuck in CONNECTING). The client's own requests cannot do it: each waits for a
+    slot of its own outside httpcore, and a slot whose connection is still busy
+    when its response closes is replaced. So a request goes straight to each
+    slot, past that queue, and its response is never read or closed: the
+    connection stays ACTIVE with no request of the client's on it.
     """
-
-    async def cut(i: int) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(client.get(f"/v2/models/jam{i}/ready", timeout=None), 0.3)
-
-    for _ in range(40):
-        await asyncio.gather(*(cut(i) for i in range(64)))
-        if _pool_states(client).count("CONNECTING") == size:
-            return
-    raise AssertionError(f"could not jam the pool: {_pool_states(client)}")
+    transport = client._transport
+    assert isinstance(transport, ConnectionSlots)
+    slots = [transport._new_slot() for _ in range(size)]
+    transport._idle.extend(slots)
+    for slot in slots:
+        # Not closed: closing it would close the slot. The client's own close does.
+        direct = httpx.AsyncClient(transport=slot, base_url=client.base_url)
+        await direct.send(direct.build_request("GET", "/v2/models/jam/ready"), stream=True)
+        [state] = _pool_states(slot)
+        assert "ACTIVE" in state, state
+    assert transport.stuck() == size
 
 
 async def test_a_jammed_client_is_rebuilt_and_checks_reach_the_server_again(
@@ -108,7 +113,8 @@ async def test_a_jammed_client_is_rebuilt_and_checks_reach_the_server_again(
         jammed = strategy.client
         await _jam(jammed, size=4)
         server.set_mode("healthy")
-        with pytest.raises(httpx.PoolTimeout):  # the fault is real: the raw client is stuck
+        # The fault is real: the raw client hands out a stuck slot.
+        with pytest.raises(httpx.PoolTimeout):
             await jammed.get("/v2/health/ready", timeout=0.2)
         before = server.total
         with caplog.at_level(logging.WARNING, logger="healthkit.strategies.http"):

@@ -151,8 +151,12 @@ def test_an_unreadable_file_is_named(tmp_path: Path) -> None:
 
 
 def _ssl_context_of(strategy: HttpStrategy) -> Any:
-    # httpx hands its context to httpcore's pool; that is what the connections use.
-    return strategy.client._transport._pool._ssl_context  # type: ignore[attr-defined]
+    # Each connection slot is an httpx transport that hands the context to httpcore's pool;
+    # that is what the connections use.
+    transport = strategy.client._transport
+    if not transport._idle:  # type: ignore[attr-defined]
+        transport._idle.append(transport._new_slot())  # type: ignore[attr-defined]
+    return transport._idle[-1]._pool._ssl_context  # type: ignore[attr-defined]
 
 
 async def test_distinct_http_configs_with_equal_tls_settings_share_one_context(

@@ -17,7 +17,8 @@ does one thing:
   costs tens of milliseconds and most of a megabyte); :func:`no_tls_context`
   is the shared stand-in for a client that never speaks TLS;
 - :func:`http_client` is an ``httpx.AsyncClient`` set up as healthkit's own
-  strategies use theirs (one pool, no redirects, nothing from the environment);
+  strategies use theirs (one request per connection at a time, the rest
+  waiting in turn; no redirects, nothing from the environment);
   :func:`fetch` sends one request that ends by one deadline, head and body
   alike, and reads a capped body; :func:`http_failure` says in words why a
   request got no HTTP answer;

@@ -29,8 +29,11 @@ def http_client(
 ) -> httpx.AsyncClient:
     """The one ``httpx.AsyncClient`` of an instance, for every model that shares its config.
 
-    Credentials in ``base_url`` become basic auth; the pool holds at most
-    ``max_connections`` (all kept alive between checks); redirects are not
+    Credentials in ``base_url`` become basic auth; it holds at most
+    ``max_connections`` connections (kept alive between checks), each carrying
+    one request at a time while the others wait their turn (see
+    ``ConnectionSlots``: httpx's own pool made queued requests fight over each
+    freed connection, and now and then starved one past its timeout); redirects are not
     followed (a health endpoint that redirects is misconfigured, and following
     it could ask another host); proxies and ``.netrc`` are not read from the
     environment. ``verify`` defaults to :func:`tls_context` for an ``https``
@@ -38,18 +41,17 @@ def http_client(
     """
     import httpx  # only strategies that speak HTTP pay for it
 
+    from ._connections import ConnectionSlots
+
     if verify is None:
         verify = tls_context() if base_url.url.startswith("https:") else no_tls_context()
     auth = base_url.auth
     return httpx.AsyncClient(
         base_url=base_url.url,
         timeout=httpx.Timeout(timeout),
-        verify=verify,
         headers=headers,
         auth=httpx.BasicAuth(*auth) if auth else None,
-        limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        ),
+        transport=ConnectionSlots(max_connections, verify=verify),
         follow_redirects=False,
         trust_env=False,
     )
