@@ -6,7 +6,7 @@ Against a real loopback server (``FaultServer``, in a thread of its own).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import pytest
@@ -30,6 +30,14 @@ async def client(server: FaultServer) -> AsyncIterator[httpx.AsyncClient]:
         yield client
     finally:
         await client.aclose()
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not condition():
+        assert loop.time() < end, "condition not met in time"
+        await asyncio.sleep(0.01)
 
 
 def _slots(client: httpx.AsyncClient) -> ConnectionSlots:
@@ -63,9 +71,8 @@ async def test_no_slot_within_the_pool_timeout_is_a_pool_timeout(server: FaultSe
     try:
         server.set_mode("hung")
         hung = asyncio.ensure_future(client.get("/v2/models/hung/ready"))
-        while server.total == 0:  # the one connection is taken
-            await asyncio.sleep(0.01)
-        with pytest.raises(httpx.PoolTimeout, match="no free connection within 0.2s"):
+        await _until(lambda: server.total == 1)  # the one connection is taken
+        with pytest.raises(httpx.PoolTimeout, match=r"no free connection within 0\.2s"):
             await client.get("/v2/models/m/ready", timeout=httpx.Timeout(5.0, pool=0.2))
         # Cancelled mid-request: its slot comes back (its connection closed, so a new one).
         hung.cancel()
@@ -118,12 +125,11 @@ async def test_closing_the_client_ends_requests_in_flight_and_waiting(
     client = http_client(SecretUrl(server.url), timeout=30.0, max_connections=1)
     server.set_mode("hung")
     in_flight = asyncio.ensure_future(client.get("/v2/models/a/ready"))
-    while server.total == 0:
-        await asyncio.sleep(0.01)
+    await _until(lambda: server.total == 1)
     waiting = asyncio.ensure_future(client.get("/v2/models/b/ready"))
-    await asyncio.sleep(0)  # it reaches the queue
+    await _until(lambda: _slots(client)._gate.waiting == 1)  # it queues for the connection
     await client.aclose()
-    done, pending = await asyncio.wait({in_flight, waiting}, timeout=5.0)
+    _, pending = await asyncio.wait({in_flight, waiting}, timeout=5.0)
     assert not pending
     with pytest.raises(RuntimeError, match="closed"):
         waiting.result()
