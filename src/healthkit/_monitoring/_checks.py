@@ -62,6 +62,19 @@ ANSWERS_INLINE = "_healthkit_answers_inline"
 #: monitor calls it rather than create and drive a coroutine per probe (with its
 #: ``StopIteration``, about a tenth of a ``noop`` probe's cost).
 CHECK_NOW = "_healthkit_check_now"
+#: Attribute of a strategy instance: how many of its checks can make progress at once
+#: (``http``: its connections). The monitor runs no more than that at a time and queues
+#: the rest itself, before their deadline starts: queued inside the strategy, a check
+#: spent its timeout waiting for a connection and a slow but healthy upstream read down.
+CONCURRENCY = "_healthkit_concurrency"
+
+
+def concurrency_of(instance: object) -> int | None:
+    """The instance's :data:`CONCURRENCY` (a positive int), else ``None``: no limit of its own."""
+    cap = getattr(instance, CONCURRENCY, None)
+    if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0:
+        return cap
+    return None
 
 
 def declared_for_acheck(cls: type, name: str) -> bool:
@@ -216,6 +229,7 @@ class Checks:
                 breaker=self._detector.take_probe(key[0]),
                 probe=None if probe is None else st,
                 tick=0.0 if probe is None else probe,
+                cap=concurrency_of(instance),
             )
         )
         return fut
@@ -434,6 +448,7 @@ class Checks:
                 keys=tuple(own),
                 priority=priority,
                 spec=spec_id,
+                cap=concurrency_of(instance),
             )
         )
         return futures
@@ -465,12 +480,17 @@ class Checks:
                 return await asyncio.wait_for(asyncio.shield(fut), st.deadline + _WAIT_GRACE)
         if fut.done():
             return fut.result()
-        where = (
-            f"waiting for a budget slot ({self.runner.queued} checks queued, "
-            f"max_in_flight {self.runner.max_in_flight})"
-            if self.runner.is_queued(key)
-            else "still running"
-        )
+        where = "still running"
+        if self.runner.is_queued(key):
+            try:
+                cap = concurrency_of(self._instance(st.name))
+            except KeyError:
+                cap = None
+            at_once = f"; at most {cap} at once on this instance" if cap is not None else ""
+            where = (
+                f"waiting for a budget slot ({self.runner.queued} checks queued, "
+                f"max_in_flight {self.runner.max_in_flight}{at_once})"
+            )
         return self.known(st, key, f"no answer within {st.deadline:g}s: the check is {where}")
 
     def known(self, st: ModelState, key: Key, why: str) -> CheckResult:

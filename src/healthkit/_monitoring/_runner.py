@@ -117,6 +117,9 @@ class Job:
     #: started: the job's end reschedules it (no callback on the future per probe).
     probe: Any = None
     tick: float = 0.0
+    #: At most this many jobs of its instance (``spec``) run at once (its connections;
+    #: ``_checks.CONCURRENCY``); ``None``: no limit of its own.
+    cap: int | None = None
     task: asyncio.Future[Any] = attrs.field(init=False)
 
     def model_name(self) -> str | None:
@@ -138,6 +141,12 @@ class Runner:
         #: Background probes (``Job.probe``) among the queued jobs.
         self._queued_probes = 0
         self._running: set[Job] = set()
+        #: Running jobs per instance (spec id), of instances with a ``cap``.
+        self._busy: collections.Counter[int] = collections.Counter()
+        #: Jobs whose instance runs its ``cap`` already, per spec id: heaps like ``_queue``.
+        #: They wait here, not inside the strategy, so their deadline has not started,
+        #: and they take no slot of the budget from other instances' checks.
+        self._blocked: dict[int, list[tuple[float, int, Job]]] = {}
         #: ``(loop time, seq, job)`` of each running job's deadline, earliest first, and
         #: one timer (``_cutter``) for the earliest of them: a timer of its own per check
         #: cost a timer handle, a push into the loop's heap (compared in Python) and a
@@ -164,7 +173,7 @@ class Runner:
 
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + sum(len(heap) for heap in self._blocked.values())
 
     def is_queued(self, key: Key) -> bool:
         return key in self._queued_keys
@@ -181,22 +190,40 @@ class Runner:
         return self.max_in_flight - self._queued_probes
 
     def submit(self, job: Job) -> None:
-        if len(self._running) < self.max_in_flight:
+        if not self._has_room(job):
+            self._hold(job, self._blocked.setdefault(job.spec, []))
+        elif len(self._running) < self.max_in_flight:
             self._launch(job)
         else:
-            heapq.heappush(self._queue, (job.priority, next(self._seq), job))
-            self._queued_keys.update(job.keys)
-            if job.probe is not None:
-                self._queued_probes += 1
+            self._hold(job, self._queue)
+
+    def _has_room(self, job: Job) -> bool:
+        """Whether ``job``'s instance runs fewer than its ``cap`` (if any) jobs now."""
+        return job.cap is None or self._busy[job.spec] < job.cap
+
+    def _hold(self, job: Job, heap: list[tuple[float, int, Job]]) -> None:
+        heapq.heappush(heap, (job.priority, next(self._seq), job))
+        self._queued_keys.update(job.keys)
+        if job.probe is not None:
+            self._queued_probes += 1
+
+    def _take(self, heap: list[tuple[float, int, Job]]) -> Job:
+        job = heapq.heappop(heap)[2]
+        if job.probe is not None:
+            self._queued_probes -= 1
+        return job
 
     def shed(self, spec_id: int) -> list[Job]:
         """Take the instance's queued jobs out of the queue, unrun (``done`` not called)."""
-        if not any(item[2].spec == spec_id for item in self._queue):
+        blocked = [item[2] for item in self._blocked.pop(spec_id, [])]
+        queued = [item[2] for item in self._queue if item[2].spec == spec_id]
+        if not blocked and not queued:
             return []
-        keep = [item for item in self._queue if item[2].spec != spec_id]
-        shed = [item[2] for item in self._queue if item[2].spec == spec_id]
-        heapq.heapify(keep)
-        self._queue = keep
+        if queued:
+            keep = [item for item in self._queue if item[2].spec != spec_id]
+            heapq.heapify(keep)
+            self._queue = keep
+        shed = queued + blocked
         for job in shed:
             job.finished = True
             self._queued_keys.difference_update(job.keys)
@@ -214,12 +241,14 @@ class Runner:
         self._closed = True
         self.on_room = None
         self._queue.clear()
+        self._blocked.clear()
         self._queued_keys.clear()
         self._queued_probes = 0
         for job in list(self._running):
             job.finished = True
             self._abandon(job.task)
         self._running.clear()
+        self._busy.clear()
         self._deadlines.clear()
         self._finished = 0
         if self._cutter is not None:
@@ -251,6 +280,8 @@ class Runner:
         if self._queued_keys:
             self._queued_keys.difference_update(job.keys)
         self._counts["checks"] += 1
+        if job.cap is not None:
+            self._busy[job.spec] += 1
         self.lag.ensure(loop)
         job._lag_at_start = self.lag.total()
         job._started = time.perf_counter()
@@ -348,6 +379,12 @@ class Runner:
     def _end(self, job: Job, value: Any, error: BaseException | None) -> None:
         job.finished = True
         self._running.discard(job)
+        if job.cap is not None:
+            left = self._busy[job.spec] - 1
+            if left > 0:
+                self._busy[job.spec] = left
+            else:
+                del self._busy[job.spec]
         if not job.timed_out:  # a cut job already left the deadline heap
             self._finished += 1
             if self._finished > 64 and 2 * self._finished > len(self._deadlines):
@@ -363,12 +400,33 @@ class Runner:
             job.done(job, value, error)
         except Exception:
             log.exception("finishing a %r check failed", job.strategy)
-        while self._queue and len(self._running) < self.max_in_flight and not self._closed:
-            queued = heapq.heappop(self._queue)[2]
-            if queued.probe is not None:
-                self._queued_probes -= 1
-            self._launch(queued)
+        if not self._closed:
+            self._launch_queued(job.spec)
         self._room_freed()
+
+    def _launch_queued(self, spec_id: int) -> None:
+        """Launch what a job of ``spec_id`` just made room for: a job of its own instance
+        that waited for it first, then the budget's queue in order."""
+        self._launch_blocked(spec_id)
+        while self._queue and len(self._running) < self.max_in_flight:
+            queued = self._take(self._queue)
+            if self._has_room(queued):
+                self._launch(queued)
+            else:  # its instance filled up while it queued: it waits for that instead
+                self._hold(queued, self._blocked.setdefault(queued.spec, []))
+        if self._blocked and len(self._running) < self.max_in_flight:
+            # Any instance with room again: none is left waiting with nothing running.
+            for other in list(self._blocked):
+                self._launch_blocked(other)
+
+    def _launch_blocked(self, spec_id: int) -> None:
+        blocked = self._blocked.get(spec_id)
+        if blocked is None:
+            return
+        while blocked and len(self._running) < self.max_in_flight and self._has_room(blocked[0][2]):
+            self._launch(self._take(blocked))
+        if not blocked:
+            del self._blocked[spec_id]
 
     def _room_freed(self) -> None:
         """Call :attr:`on_room` once half the budget's room is free again.

@@ -62,6 +62,9 @@ class OpenAIStrategy:
             # Shared with every instance of the same TLS settings; none built for plain http.
             verify=None if plain else tls_context(verify=config.verify, ca_bundle=config.ca_bundle),
         )
+        # At most this many checks at once (the client's connections): a monitor queues the
+        # rest itself, so none spends its timeout waiting for a connection.
+        self._healthkit_concurrency = config.max_connections
         # No credentials (SecretUrl.url has none); CheckResult drops any query.
         # The key and the URL's credentials are masked wherever an upstream echoes them.
         scrub = secret_masker(config, extra=[key] if key else [])

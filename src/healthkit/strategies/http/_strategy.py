@@ -87,6 +87,9 @@ class HttpStrategy:
         )
         #: How often the client was replaced because its pool was starved.
         self.client_rebuilds = 0
+        # How many checks make progress at once: a monitor queues the rest itself, before
+        # their deadline starts (``healthkit._monitoring._checks.CONCURRENCY``).
+        self._healthkit_concurrency = config.max_connections
         self._current = Client(self._new_client(), config.max_connections)
         self._retired: list[Client] = []
         self._closers: set[asyncio.Task[None]] = set()
