@@ -1,4 +1,5 @@
-"""The monitor runs no more checks of an instance at once than it can make progress on.
+"""The monitor (and ``HealthKit.acheck_all``) run no more checks of an instance at once
+than it can make progress on.
 
 An ``http`` instance has ``max_connections`` connections. The monitor used to
 start up to ``max_in_flight`` (64) of its checks at once: the rest waited for a
@@ -7,7 +8,8 @@ answered every request in 0.2 s (timeout 1 s) had most of its models read
 ``unhealthy`` ("timed out after 1s waiting for the response"), and the outage
 detector then called the whole upstream unreachable. Checks beyond an
 instance's capacity now queue in the monitor, where no deadline runs, and take
-no budget slot from other instances' checks.
+no budget slot from other instances' checks. ``acheck_all`` (``healthkit
+check`` without ``--model``) had the same fault with its 64 checks at once.
 """
 
 from __future__ import annotations
@@ -51,6 +53,20 @@ async def test_a_slow_but_healthy_upstream_reads_healthy_under_a_full_budget(
         assert monitor.stats().outages == 0
     finally:
         await monitor.aclose()
+
+
+async def test_check_all_of_a_slow_but_healthy_upstream_reads_healthy(
+    slow_server: FaultServer,
+) -> None:
+    names = [f"m{i}" for i in range(40)]
+    kit = HealthKit.from_config(http_config(slow_server.url, names, timeout=0.5, max_connections=4))
+    try:
+        report = await kit.acheck_all()  # 64 at a time, 4 per instance
+    finally:
+        await kit.aclose()
+    down = {n: r.detail for n, r in report.results.items() if r.status is not Status.HEALTHY}
+    assert not down, down
+    assert slow_server.total == 40
 
 
 class _Counted:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import os
 from collections.abc import Coroutine, Mapping
@@ -19,6 +20,7 @@ from ._registry import StrategyRegistry
 from ._resolver import ReloadPlan, Resolver, ResolverStats
 from ._result import CheckResult
 from ._status import Status, worst_status
+from ._strategy import concurrency_of
 
 __all__ = ["HealthKit", "HealthReport"]
 
@@ -161,9 +163,26 @@ class HealthKit:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         await self.astart()
         gate = asyncio.Semaphore(concurrency)
+        # An instance that makes progress on only so many checks at once (an http
+        # instance: its connections) gets no more: the rest wait here, before their
+        # deadline starts and holding none of the ``concurrency`` slots meanwhile.
+        own: dict[int, asyncio.Semaphore] = {}
+
+        def own_gate(name: str) -> contextlib.AbstractAsyncContextManager[Any]:
+            try:
+                instance = self._resolver.get(name)
+            except KeyError:  # acheck says why
+                return contextlib.nullcontext()
+            cap = concurrency_of(instance)
+            if cap is None:
+                return contextlib.nullcontext()
+            sem = own.get(id(instance))
+            if sem is None:
+                sem = own[id(instance)] = asyncio.Semaphore(cap)
+            return sem
 
         async def one(name: str) -> tuple[str, CheckResult]:
-            async with gate:
+            async with own_gate(name), gate:
                 return name, await self.acheck(name)
 
         pairs = await asyncio.gather(*(one(name) for name in self._config.models))

@@ -10,6 +10,7 @@ import attrs
 from ._result import CheckResult, Target
 
 __all__ = [
+    "CONCURRENCY",
     "ISOLATION_MODES",
     "BatchStrategy",
     "DeadlineConfig",
@@ -20,6 +21,7 @@ __all__ = [
     "StrategyFactory",
     "StrategySpec",
     "StrategyType",
+    "concurrency_of",
 ]
 
 
@@ -39,6 +41,22 @@ class HealthCheckStrategy(Protocol):
     async def acheck(self, target: Target) -> CheckResult: ...
 
     async def aclose(self) -> None: ...
+
+
+#: Attribute of a strategy instance: how many of its checks can make progress at once
+#: (``http``: its connections). The monitor and ``HealthKit.acheck_all`` start no more
+#: than that at a time and queue the rest themselves, before their deadline starts:
+#: queued inside the strategy, a check spent its timeout waiting for a connection and a
+#: slow but healthy upstream read down.
+CONCURRENCY = "_healthkit_concurrency"
+
+
+def concurrency_of(instance: object) -> int | None:
+    """The instance's :data:`CONCURRENCY` (a positive int), else ``None``: no limit of its own."""
+    cap = getattr(instance, CONCURRENCY, None)
+    if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0:
+        return cap
+    return None
 
 
 #: The older name of :class:`HealthCheckStrategy`, kept working: the very same protocol.

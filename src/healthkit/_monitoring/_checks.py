@@ -23,7 +23,7 @@ from .._guard import raised_result, returned_result
 from .._monitor_settings import MonitorSettings
 from .._result import CheckResult, ErrorInfo, Target
 from .._status import Status
-from .._strategy import BatchStrategy, Strategy
+from .._strategy import BatchStrategy, Strategy, concurrency_of
 from ._models import Key, Models, ModelState
 from ._outage import (
     OutageDetector,
@@ -62,19 +62,6 @@ ANSWERS_INLINE = "_healthkit_answers_inline"
 #: monitor calls it rather than create and drive a coroutine per probe (with its
 #: ``StopIteration``, about a tenth of a ``noop`` probe's cost).
 CHECK_NOW = "_healthkit_check_now"
-#: Attribute of a strategy instance: how many of its checks can make progress at once
-#: (``http``: its connections). The monitor runs no more than that at a time and queues
-#: the rest itself, before their deadline starts: queued inside the strategy, a check
-#: spent its timeout waiting for a connection and a slow but healthy upstream read down.
-CONCURRENCY = "_healthkit_concurrency"
-
-
-def concurrency_of(instance: object) -> int | None:
-    """The instance's :data:`CONCURRENCY` (a positive int), else ``None``: no limit of its own."""
-    cap = getattr(instance, CONCURRENCY, None)
-    if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0:
-        return cap
-    return None
 
 
 def declared_for_acheck(cls: type, name: str) -> bool:

@@ -118,7 +118,7 @@ class Job:
     probe: Any = None
     tick: float = 0.0
     #: At most this many jobs of its instance (``spec``) run at once (its connections;
-    #: ``_checks.CONCURRENCY``); ``None``: no limit of its own.
+    #: ``healthkit._strategy.CONCURRENCY``); ``None``: no limit of its own.
     cap: int | None = None
     task: asyncio.Future[Any] = attrs.field(init=False)
 

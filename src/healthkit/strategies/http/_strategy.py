@@ -88,7 +88,7 @@ class HttpStrategy:
         #: How often the client was replaced because its pool was starved.
         self.client_rebuilds = 0
         # How many checks make progress at once: a monitor queues the rest itself, before
-        # their deadline starts (``healthkit._monitoring._checks.CONCURRENCY``).
+        # their deadline starts (``healthkit._strategy.CONCURRENCY``).
         self._healthkit_concurrency = config.max_connections
         self._current = Client(self._new_client(), config.max_connections)
         self._retired: list[Client] = []
