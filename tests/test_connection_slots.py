@@ -6,12 +6,13 @@ Against a real loopback server (``FaultServer``, in a thread of its own).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 
 from _http_fault_server import FaultServer
+from _monitor_support import wait_until
 from healthkit import SecretUrl
 from healthkit.toolkit import http_client
 from healthkit.toolkit._connections import ConnectionSlots
@@ -30,14 +31,6 @@ async def client(server: FaultServer) -> AsyncIterator[httpx.AsyncClient]:
         yield client
     finally:
         await client.aclose()
-
-
-async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not condition():
-        assert loop.time() < end, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 def _slots(client: httpx.AsyncClient) -> ConnectionSlots:
@@ -71,7 +64,7 @@ async def test_no_slot_within_the_pool_timeout_is_a_pool_timeout(server: FaultSe
     try:
         server.set_mode("hung")
         hung = asyncio.ensure_future(client.get("/v2/models/hung/ready"))
-        await _until(lambda: server.total == 1)  # the one connection is taken
+        await wait_until(lambda: server.total == 1)  # the one connection is taken
         with pytest.raises(httpx.PoolTimeout, match=r"no free connection within 0\.2s"):
             await client.get("/v2/models/m/ready", timeout=httpx.Timeout(5.0, pool=0.2))
         # Cancelled mid-request: its slot comes back (its connection closed, so a new one).
@@ -125,9 +118,9 @@ async def test_closing_the_client_ends_requests_in_flight_and_waiting(
     client = http_client(SecretUrl(server.url), timeout=30.0, max_connections=1)
     server.set_mode("hung")
     in_flight = asyncio.ensure_future(client.get("/v2/models/a/ready"))
-    await _until(lambda: server.total == 1)
+    await wait_until(lambda: server.total == 1)
     waiting = asyncio.ensure_future(client.get("/v2/models/b/ready"))
-    await _until(lambda: _slots(client)._gate.waiting == 1)  # it queues for the connection
+    await wait_until(lambda: _slots(client)._gate.waiting == 1)  # it queues for the connection
     await client.aclose()
     _, pending = await asyncio.wait({in_flight, waiting}, timeout=5.0)
     assert not pending
