@@ -128,3 +128,13 @@ async def test_closing_the_client_ends_requests_in_flight_and_waiting(
         waiting.result()
     assert in_flight.exception() is not None
     assert server.total == 1
+
+
+async def test_a_closed_transport_opens_no_connection(server: FaultServer) -> None:
+    client = http_client(SecretUrl(server.url), timeout=5.0, max_connections=2)
+    transport = _slots(client)
+    await client.aclose()
+    request = httpx.Request("GET", f"{server.url}/v2/models/m/ready")
+    with pytest.raises(RuntimeError, match="closed"):
+        await transport.handle_async_request(request)
+    assert server.total == 0 and transport._slots == []

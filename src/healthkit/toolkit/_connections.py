@@ -44,6 +44,8 @@ class ConnectionSlots(httpx.AsyncBaseTransport):
         self._closed = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._closed:  # else a free slot would open a connection nothing closes
+            raise RuntimeError("the transport is closed")
         timeouts = request.extensions.get("timeout") or {}
         wait = timeouts.get("pool")
         granted = await self._gate.acquire(wait)
@@ -51,7 +53,11 @@ class ConnectionSlots(httpx.AsyncBaseTransport):
             if granted is None or self._closed:
                 raise RuntimeError("the transport is closed")
             raise httpx.PoolTimeout(f"no free connection within {wait:.3g}s", request=request)
-        slot = self._idle.pop() if self._idle else self._new_slot()
+        try:
+            slot = self._idle.pop() if self._idle else self._new_slot()
+        except BaseException:
+            self._gate.release()
+            raise
         try:
             response = await slot.handle_async_request(request)
         except BaseException:
