@@ -35,7 +35,6 @@ class ConnectionSlots(httpx.AsyncBaseTransport):
     """
 
     def __init__(self, size: int, *, verify: ssl.SSLContext) -> None:
-        self.size = size
         self._verify = verify
         self._gate = Gate(size)
         self._idle: list[httpx.AsyncHTTPTransport] = []

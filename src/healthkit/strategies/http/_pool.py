@@ -10,7 +10,7 @@ import httpx
 from ..._gate import Gate
 from ...toolkit import HttpReply
 
-__all__ = ["Client", "Gate", "GateTimeout", "Reply"]
+__all__ = ["Client", "GateTimeout", "Reply"]
 
 #: What one request got (the toolkit's, under the name the strategy's modules use).
 Reply = HttpReply
